@@ -1,0 +1,215 @@
+//! The checkpoint format: the whole engine state as bytes.
+//!
+//! Layout: one format-version byte, then the xxh3-64 of the payload (8 bytes, little endian), then the
+//! payload: [`StateV1`] encoded with bincode's default options (variable-length integers). The checksum
+//! turns a torn or bit-flipped file into a clear error instead of silently wrong counts.
+//!
+//! Everything is written in id order (items, categories, series, aggregates) or sorted (buckets, their
+//! entries, dedup ids), so the same state always gives the same bytes. Restoring replays the creation of
+//! categories and series in id order, which reproduces every interned id exactly; the maps are rebuilt,
+//! the rankings recomputed on the next snapshot.
+
+use crate::catalog::Catalog;
+use crate::dedup::Dedup;
+use crate::engine::{Counters, Engine};
+use crate::error::EngineError;
+use crate::windows::Sum;
+use bincode::Options;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use topsellers_model::{CategoryPath, WindowSpec};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Bump on any change to [`StateV1`] or the layout.
+pub const CHECKPOINT_FORMAT_VERSION: u8 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct StateV1<'a> {
+    bucket_secs: u64,
+    windows: Vec<WindowSpec>,
+    max_time_ms: Option<i64>,
+    counters: Counters,
+    /// Category paths by id.
+    categories: Vec<Cow<'a, str>>,
+    /// (item id, name) by item id.
+    items: Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>,
+    /// (leaf category id, item id) by series id.
+    series: Vec<(u32, u32)>,
+    /// Window sums, `aggregate * windows + window`.
+    sums: Cow<'a, [Sum]>,
+    /// Kept buckets, ascending, each with its (series id, sum) entries ascending by series id.
+    buckets: Vec<(i64, Vec<(u32, Sum)>)>,
+    /// Remembered event-id hashes with their event time, ascending by hash.
+    dedup: Vec<(u128, i64)>,
+}
+
+fn options() -> impl Options {
+    bincode::DefaultOptions::new().reject_trailing_bytes()
+}
+
+pub(crate) fn encode(engine: &Engine) -> Vec<u8> {
+    let catalog = &engine.catalog;
+    let mut buckets: Vec<(i64, Vec<(u32, Sum)>)> = engine
+        .windows
+        .buckets
+        .iter()
+        .map(|(&at, bucket)| {
+            let mut entries: Vec<(u32, Sum)> = bucket.iter().map(|(&s, &sum)| (s, sum)).collect();
+            entries.sort_unstable_by_key(|&(s, _)| s);
+            (at, entries)
+        })
+        .collect();
+    buckets.sort_unstable_by_key(|&(at, _)| at);
+    let mut dedup: Vec<(u128, i64)> = engine.dedup.seen.iter().map(|(&k, &t)| (k, t)).collect();
+    dedup.sort_unstable();
+    let state = StateV1 {
+        bucket_secs: engine.config.bucket_secs,
+        windows: engine.specs.clone(),
+        max_time_ms: engine.max_time,
+        counters: engine.counters,
+        categories: catalog
+            .categories
+            .iter()
+            .map(|c| Cow::Borrowed(&*c.path))
+            .collect(),
+        items: catalog
+            .items
+            .iter()
+            .map(|i| (Cow::Borrowed(&*i.id), i.name.as_deref().map(Cow::Borrowed)))
+            .collect(),
+        series: catalog.series.iter().map(|s| (s.leaf, s.item)).collect(),
+        sums: Cow::Borrowed(&engine.windows.sums[..catalog.aggregates() * engine.specs.len()]),
+        buckets,
+        dedup,
+    };
+    let payload = options()
+        .serialize(&state)
+        .expect("engine state is plain data and always serializes");
+    let mut out = Vec::with_capacity(payload.len() + 9);
+    out.push(CHECKPOINT_FORMAT_VERSION);
+    out.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn corrupt(reason: impl Into<String>) -> EngineError {
+    EngineError::CorruptCheckpoint {
+        reason: reason.into(),
+    }
+}
+
+/// Loads `bytes` into `engine`, a fresh engine built from the new config.
+pub(crate) fn decode(mut engine: Engine, bytes: &[u8]) -> Result<Engine, EngineError> {
+    let (&version, rest) = bytes.split_first().ok_or_else(|| corrupt("it is empty"))?;
+    if version != CHECKPOINT_FORMAT_VERSION {
+        return Err(EngineError::UnsupportedCheckpointVersion {
+            found: version,
+            expected: CHECKPOINT_FORMAT_VERSION,
+        });
+    }
+    if rest.len() < 8 {
+        return Err(corrupt("it is truncated"));
+    }
+    let (sum, payload) = rest.split_at(8);
+    if xxh3_64(payload).to_le_bytes() != sum {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let state: StateV1 = options()
+        .with_limit(payload.len() as u64)
+        .deserialize(payload)
+        .map_err(|e| corrupt(format!("cannot decode: {e}")))?;
+    check_settings(&engine, &state)?;
+    engine.max_time = state.max_time_ms;
+    engine.counters = state.counters;
+    engine.catalog = rebuild_catalog(&state)?;
+    let w = engine.specs.len();
+    if state.sums.len() != engine.catalog.aggregates() * w {
+        return Err(corrupt(format!(
+            "{} window sums for {} aggregates and {w} windows",
+            state.sums.len(),
+            engine.catalog.aggregates()
+        )));
+    }
+    engine.windows.sums = state.sums.into_owned();
+    engine.windows.cur = state.max_time_ms.map(|t| engine.bucket_of(t));
+    let series_count = engine.catalog.series.len();
+    for (at, entries) in state.buckets {
+        let bucket = engine.windows.buckets.entry(at).or_default();
+        for (series, sum) in entries {
+            if series as usize >= series_count {
+                return Err(corrupt(format!(
+                    "bucket {at} names unknown series {series}"
+                )));
+            }
+            bucket.insert(series, sum);
+        }
+    }
+    engine.dedup = Dedup::restore(state.dedup, engine.watermark_ms());
+    engine.after_restore();
+    Ok(engine)
+}
+
+fn check_settings(engine: &Engine, state: &StateV1) -> Result<(), EngineError> {
+    if state.bucket_secs != engine.config.bucket_secs {
+        return Err(EngineError::CheckpointSettingsMismatch {
+            setting: "engine.bucket_secs",
+            written: state.bucket_secs.to_string(),
+            configured: engine.config.bucket_secs.to_string(),
+        });
+    }
+    if state.windows != engine.specs {
+        let names = |ws: &[WindowSpec]| {
+            format!(
+                "{:?}",
+                ws.iter().map(|w| w.name.as_str()).collect::<Vec<_>>()
+            )
+        };
+        return Err(EngineError::CheckpointSettingsMismatch {
+            setting: "engine.windows",
+            written: names(&state.windows),
+            configured: names(&engine.specs),
+        });
+    }
+    Ok(())
+}
+
+/// Replays category and series creation in id order; any id that comes out different means the bytes
+/// do not describe a state this engine could have reached.
+fn rebuild_catalog(state: &StateV1) -> Result<Catalog, EngineError> {
+    let mut catalog = Catalog::new();
+    for (id, raw) in state.categories.iter().enumerate() {
+        let path =
+            CategoryPath::parse(raw).map_err(|e| corrupt(format!("category {raw:?}: {e}")))?;
+        if path.as_str() != raw || catalog.category(&path) as usize != id {
+            return Err(corrupt(format!(
+                "category {raw:?} is out of order or not normalised"
+            )));
+        }
+    }
+    if catalog.categories.len() != state.categories.len() {
+        return Err(corrupt("category list misses an ancestor"));
+    }
+    for (id, &(leaf, item)) in state.series.iter().enumerate() {
+        let (Some((item_id, _)), true) = (
+            state.items.get(item as usize),
+            (leaf as usize) < catalog.categories.len(),
+        ) else {
+            return Err(corrupt(format!(
+                "series {id} names unknown item {item} or category {leaf}"
+            )));
+        };
+        let series = catalog.series(leaf, item_id);
+        if series as usize != id || catalog.item_of_series(series) != item {
+            return Err(corrupt(format!("series {id} is out of order")));
+        }
+    }
+    if catalog.items.len() != state.items.len() {
+        return Err(corrupt("an item has no series"));
+    }
+    for (item, (_, name)) in state.items.iter().enumerate() {
+        if let Some(name) = name {
+            catalog.set_name(item as u32, name);
+        }
+    }
+    Ok(catalog)
+}

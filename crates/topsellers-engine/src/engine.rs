@@ -1,0 +1,301 @@
+//! The engine: admission (dedup, lateness), event-time advance, and snapshots.
+
+use crate::catalog::Catalog;
+use crate::config::EngineConfig;
+use crate::dedup::{id_key, Dedup};
+use crate::error::EngineError;
+use crate::topk::Rankings;
+use crate::windows::WindowState;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use topsellers_model::{
+    LogRecord, PurchaseEvent, RankedItem, Snapshot, TopList, WindowBounds, WindowSpec,
+};
+
+/// What [`Engine::admit`] decided about an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Counted.
+    Accepted,
+    /// An event with the same `event_id` was accepted before (and is not yet behind the watermark).
+    Duplicate,
+    /// The event time is before the watermark; the event was not counted.
+    Late { watermark_ms: i64 },
+}
+
+/// Counters and sizes, for metrics and for the bytes-per-entry figure.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct EngineStats {
+    /// Events accepted (refunds included).
+    pub events_counted: u64,
+    /// Accepted events with a negative quantity.
+    pub refunds_counted: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    /// Distinct item ids.
+    pub items: u64,
+    /// Category paths with a ranking, ancestors and the site-wide `""` included.
+    pub categories: u64,
+    /// Distinct (leaf category, item) pairs.
+    pub series: u64,
+    /// Buckets kept for the sliding windows.
+    pub buckets: u64,
+    /// (series, bucket) pairs kept: what bounds memory.
+    pub bucket_entries: u64,
+    /// Event ids remembered for dedup.
+    pub dedup_ids: u64,
+    /// Rough heap footprint of the whole state.
+    pub approx_state_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Counters {
+    pub events_counted: u64,
+    pub refunds_counted: u64,
+    pub duplicates: u64,
+    pub late: u64,
+}
+
+/// Exact sliding-window top-N per category over event time. Pure and deterministic: no I/O, no clock;
+/// the same sequence of calls gives the same snapshots, also across [`Engine::checkpoint`] and
+/// [`Engine::restore`].
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) specs: Vec<WindowSpec>,
+    bucket_ms: i64,
+    lateness_ms: i64,
+    /// Newest event time over accepted events and ticks; `None` until the first of them.
+    pub(crate) max_time: Option<i64>,
+    pub(crate) catalog: Catalog,
+    pub(crate) windows: WindowState,
+    pub(crate) dedup: Dedup,
+    rankings: Rankings,
+    pub(crate) counters: Counters,
+}
+
+impl Engine {
+    /// An empty engine; fails with every configuration problem at once.
+    pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
+        let problems = config.validate();
+        if !problems.is_empty() {
+            return Err(EngineError::InvalidConfig(problems));
+        }
+        let specs = config.window_specs();
+        let bucket_secs = config.bucket_secs;
+        let lengths = specs
+            .iter()
+            .map(|s| s.length_secs.map(|l| (l / bucket_secs) as i64))
+            .collect();
+        let catalog = Catalog::new();
+        let mut windows = WindowState::new(lengths);
+        windows.cover(&catalog);
+        Ok(Engine {
+            bucket_ms: config.bucket_ms(),
+            lateness_ms: config.lateness_ms(),
+            config,
+            specs,
+            max_time: None,
+            catalog,
+            windows,
+            dedup: Dedup::default(),
+            rankings: Rankings::default(),
+            counters: Counters::default(),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Decides and, when accepted, applies. Duplicates are checked first, then lateness; an accepted
+    /// event counts at its applied time (a refund's original sale time), never after its own time.
+    pub fn admit(&mut self, ev: &PurchaseEvent) -> Admission {
+        // An empty id identifies nothing; treating it as an id would make all such events duplicates.
+        let key = ev
+            .event_id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .map(id_key);
+        let watermark_ms = self.watermark_ms();
+        if key.is_some_and(|k| self.dedup.is_duplicate(k, watermark_ms)) {
+            self.counters.duplicates += 1;
+            return Admission::Duplicate;
+        }
+        if ev.event_time_ms < watermark_ms {
+            self.counters.late += 1;
+            return Admission::Late { watermark_ms };
+        }
+        self.advance_to(ev.event_time_ms);
+        if let Some(k) = key {
+            self.dedup.remember(k, ev.event_time_ms);
+        }
+        let leaf = self.catalog.category(&ev.category);
+        let series = self.catalog.series(leaf, &ev.item_id);
+        self.windows.cover(&self.catalog);
+        if let Some(name) = ev.item_name.as_deref().filter(|n| !n.is_empty()) {
+            let item = self.catalog.item_of_series(series);
+            self.catalog.set_name(item, name);
+        }
+        let applied = ev.applied_time_ms().min(ev.event_time_ms);
+        let at = self.bucket_of(applied);
+        self.windows
+            .apply(&self.catalog, series, at, ev.quantity, ev.revenue_minor());
+        self.counters.events_counted += 1;
+        if ev.is_refund() {
+            self.counters.refunds_counted += 1;
+        }
+        Admission::Accepted
+    }
+
+    /// The input is idle: event time moves forward to `now_ms` (never backwards), so windows slide and
+    /// quiet categories age out.
+    pub fn tick(&mut self, now_ms: i64) {
+        self.advance_to(now_ms);
+    }
+
+    /// Replays one log record: an event is admitted, a tick advances time (and is always `Accepted`).
+    pub fn apply(&mut self, rec: &LogRecord) -> Admission {
+        match rec {
+            LogRecord::Event(ev) => self.admit(ev),
+            LogRecord::Tick { now_ms } => {
+                self.tick(*now_ms);
+                Admission::Accepted
+            }
+        }
+    }
+
+    /// Events before this time are late: the newest event time minus the allowed lateness, `i64::MIN`
+    /// before anything was seen.
+    pub fn watermark_ms(&self) -> i64 {
+        self.max_time
+            .map_or(i64::MIN, |t| t.saturating_sub(self.lateness_ms))
+    }
+
+    /// Exclusive end of the current bucket: the event time results are complete up to (0 before anything
+    /// was seen).
+    pub fn as_of_ms(&self) -> i64 {
+        self.windows
+            .cur
+            .map_or(0, |cur| (cur + 1).saturating_mul(self.bucket_ms))
+    }
+
+    /// Every top list now; `version`, `computed_at_ms` and `currency` are copied in as given.
+    pub fn snapshot(&mut self, version: u64, computed_at_ms: i64, currency: &str) -> Snapshot {
+        self.rankings
+            .refresh(&self.catalog, &mut self.windows, self.config.top_k);
+        let as_of_ms = self.as_of_ms();
+        let bounds: Vec<WindowBounds> = self
+            .specs
+            .iter()
+            .map(|spec| WindowBounds {
+                start_ms: spec
+                    .length_secs
+                    .map(|secs| as_of_ms.saturating_sub((secs as i64).saturating_mul(1000))),
+                end_ms: as_of_ms,
+            })
+            .collect();
+        let w = self.specs.len();
+        let mut lists = BTreeMap::new();
+        for (cat_id, cat) in self.catalog.categories.iter().enumerate() {
+            let per_window = self
+                .specs
+                .iter()
+                .zip(&bounds)
+                .enumerate()
+                .map(|(i, (spec, bounds))| TopList {
+                    category: cat.path.to_string(),
+                    window: spec.name.clone(),
+                    bounds: *bounds,
+                    items: self.rankings.lists[cat_id * w + i]
+                        .iter()
+                        .zip(1..)
+                        .map(|(r, rank)| {
+                            let item = &self.catalog.items[r.item as usize];
+                            RankedItem {
+                                rank,
+                                item_id: item.id.to_string(),
+                                item_name: item.name.as_deref().map(str::to_string),
+                                units: r.units,
+                                revenue_minor: r.revenue,
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
+            lists.insert(cat.path.to_string(), per_window);
+        }
+        Snapshot {
+            version,
+            as_of_ms,
+            watermark_ms: self.watermark_ms(),
+            computed_at_ms,
+            currency: currency.to_string(),
+            top_k: self.config.top_k,
+            windows: self.specs.clone(),
+            lists,
+            events_counted: self.counters.events_counted,
+        }
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let c = self.counters;
+        EngineStats {
+            events_counted: c.events_counted,
+            refunds_counted: c.refunds_counted,
+            duplicates: c.duplicates,
+            late: c.late,
+            items: self.catalog.items.len() as u64,
+            categories: self.catalog.categories.len() as u64,
+            series: self.catalog.series.len() as u64,
+            buckets: self.windows.buckets.len() as u64,
+            bucket_entries: self.windows.bucket_entries() as u64,
+            dedup_ids: self.dedup.seen.len() as u64,
+            approx_state_bytes: self.catalog.approx_bytes()
+                + self.windows.approx_bytes()
+                + self.dedup.approx_bytes(),
+        }
+    }
+
+    /// Rough heap bytes per kept (series, bucket) pair, hash-table slack included.
+    pub fn approx_bytes_per_bucket_entry(&self) -> f64 {
+        let entries = self.windows.bucket_entries();
+        if entries == 0 {
+            return 0.0;
+        }
+        self.windows.approx_bucket_bytes() as f64 / entries as f64
+    }
+
+    /// Serialized full state; see the `checkpoint` module for the format.
+    pub fn checkpoint(&self) -> Vec<u8> {
+        crate::checkpoint::encode(self)
+    }
+
+    /// An engine in exactly the state `bytes` were taken from. Fails if the bytes are corrupt or were
+    /// written with another `bucket_secs` or `windows`; `allowed_lateness_secs` and `top_k` may change.
+    pub fn restore(config: EngineConfig, bytes: &[u8]) -> Result<Engine, EngineError> {
+        crate::checkpoint::decode(Engine::new(config)?, bytes)
+    }
+
+    pub(crate) fn bucket_of(&self, time_ms: i64) -> i64 {
+        time_ms.div_euclid(self.bucket_ms)
+    }
+
+    fn advance_to(&mut self, time_ms: i64) {
+        if self.max_time.is_some_and(|t| t >= time_ms) {
+            return;
+        }
+        self.max_time = Some(time_ms);
+        self.windows.advance(&self.catalog, self.bucket_of(time_ms));
+        // Sweeping once per lateness (or bucket) of progress keeps each id's sweep cost bounded.
+        let every = self.lateness_ms.max(self.bucket_ms);
+        self.dedup.sweep(self.watermark_ms(), every);
+    }
+
+    /// After a restore: state is in place, rankings are recomputed on the next snapshot.
+    pub(crate) fn after_restore(&mut self) {
+        self.windows.cover(&self.catalog);
+        self.windows.mark_all_dirty();
+        self.rankings = Rankings::default();
+    }
+}
