@@ -1,0 +1,174 @@
+//! The read API: `GET /v1/top` and `GET /v1/categories`.
+//!
+//! Both answer from the published snapshot without locks or awaits; the default `/v1/top` answer
+//! is a pre-rendered body, so the hot path allocates nothing for the body.
+
+use crate::error::ApiError;
+use crate::http::Ctx;
+use crate::query::{normalise_category, parse_n, parse_top_query};
+use crate::render;
+use crate::results::{Prepared, Rendered, DEFAULT_N};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use std::borrow::Cow;
+
+/// Largest `n` accepted before the first snapshot says what `top_k` is.
+const WARMING_UP_MAX_N: usize = 1000;
+
+/// Results change at most about once a second; a one-second cache lets CDNs and browsers absorb
+/// bursts without serving anything noticeably older.
+const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=1");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+pub(crate) const AS_OF: HeaderName = HeaderName::from_static("x-topsellers-as-of");
+
+pub(crate) async fn top(State(ctx): State<Ctx>, request: Request) -> Response {
+    answer_top(&ctx, request.uri().query(), request.headers())
+}
+
+fn answer_top(ctx: &Ctx, query: Option<&str>, headers: &HeaderMap) -> Response {
+    let query = match parse_top_query(query) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let category = match query.category.as_deref().map(normalise_category) {
+        None => Cow::Borrowed(""),
+        Some(Ok(c)) => c,
+        Some(Err(e)) => return e.into_response(),
+    };
+    ctx.app.results.with_prepared(|prepared| {
+        let Some(prepared) = prepared.filter(|p| !p.snapshot.windows.is_empty()) else {
+            let n = match query.n.as_deref().map(|n| parse_n(n, WARMING_UP_MAX_N)) {
+                None => DEFAULT_N,
+                Some(Ok(n)) => n,
+                Some(Err(e)) => return e.into_response(),
+            };
+            let body = render::warming_up_top_body(&category, query.window.as_deref(), n);
+            return json_response(Bytes::from(body), None, None);
+        };
+        let window = match query.window.as_deref() {
+            None => 0,
+            Some(name) => match prepared.window_index(name) {
+                Some(w) => w,
+                None => return unknown_window(prepared, name).into_response(),
+            },
+        };
+        let n = match query.n.as_deref().map(|n| parse_n(n, prepared.snapshot.top_k.max(1))) {
+            None => prepared.default_n,
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return e.into_response(),
+        };
+        let on_demand;
+        let rendered = match prepared.pre_rendered(&category, window) {
+            Some(hot) if n == prepared.default_n => hot,
+            _ => {
+                on_demand = prepared.render(&category, window, n);
+                &on_demand
+            }
+        };
+        respond(prepared, rendered, headers)
+    })
+}
+
+fn unknown_window(prepared: &Prepared, name: &str) -> ApiError {
+    let names: Vec<&str> = prepared
+        .snapshot
+        .windows
+        .iter()
+        .map(|w| w.name.as_str())
+        .collect();
+    ApiError::bad_parameter(
+        "window",
+        format!(
+            "window {name:?} is not served; use one of {}",
+            names.join(", ")
+        ),
+    )
+    .allowed(serde_json::json!(names))
+}
+
+/// 200 with the body, or 304 when the client already holds this answer.
+fn respond(prepared: &Prepared, rendered: &Rendered, request_headers: &HeaderMap) -> Response {
+    let as_of = prepared.as_of_header.clone();
+    if let Some(tags) = request_headers.get(header::IF_NONE_MATCH) {
+        if etag_matches(tags, &rendered.etag) {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            set_cache_headers(response.headers_mut(), rendered.etag.clone(), as_of);
+            return response;
+        }
+    }
+    json_response(rendered.body.clone(), Some(rendered.etag.clone()), as_of)
+}
+
+fn json_response(body: Bytes, etag: Option<HeaderValue>, as_of: Option<HeaderValue>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, JSON);
+    match etag {
+        Some(etag) => set_cache_headers(headers, etag, as_of),
+        None => {
+            headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
+        }
+    }
+    response
+}
+
+fn set_cache_headers(headers: &mut HeaderMap, etag: HeaderValue, as_of: Option<HeaderValue>) {
+    headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
+    headers.insert(header::ETAG, etag);
+    if let Some(as_of) = as_of {
+        headers.insert(AS_OF, as_of);
+    }
+}
+
+/// `If-None-Match` holds `*` or a comma-separated list of tags, possibly weak (`W/"..."`); weak
+/// comparison is the rule for `If-None-Match`.
+fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
+    let tags = if_none_match.as_bytes();
+    if tags == etag.as_bytes() {
+        return true;
+    }
+    tags.split(|&b| b == b',').any(|tag| {
+        let tag = tag.trim_ascii();
+        let tag = tag.strip_prefix(b"W/").unwrap_or(tag);
+        tag == b"*" || tag == etag.as_bytes()
+    })
+}
+
+pub(crate) async fn categories(State(ctx): State<Ctx>, request: Request) -> Response {
+    if request.uri().query().is_some_and(|q| !q.is_empty()) {
+        return ApiError::bad_parameter(
+            "query",
+            "/v1/categories takes no query parameters; remove them",
+        )
+        .into_response();
+    }
+    ctx.app.results.with_prepared(|prepared| match prepared {
+        None => json_response(Bytes::from(render::warming_up_categories_body()), None, None),
+        Some(p) => {
+            let rendered = Rendered {
+                body: p.categories_body.clone(),
+                etag: p.categories_etag.clone(),
+            };
+            respond(p, &rendered, request.headers())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_forms() {
+        let etag = HeaderValue::from_static("\"42.a\"");
+        for matching in ["\"42.a\"", "W/\"42.a\"", "\"x\", \"42.a\"", "*"] {
+            assert!(etag_matches(&HeaderValue::from_static(matching), &etag), "{matching}");
+        }
+        for other in ["\"42.b\"", "42.a", "\"42.a"] {
+            assert!(!etag_matches(&HeaderValue::from_static(other), &etag), "{other}");
+        }
+    }
+}

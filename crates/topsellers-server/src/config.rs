@@ -1,0 +1,204 @@
+//! The `[server]` section of the product configuration.
+
+use serde::Deserialize;
+use std::fmt;
+
+/// Settings of the HTTP server. Every key has a default, so an empty `[server]` section (or none) is a
+/// working configuration that serves reads and refuses writes.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on, `host:port`. Default `127.0.0.1:8080`: loopback only, so a fresh install
+    /// is not reachable from the network until someone decides it should be.
+    pub listen: String,
+    /// Bearer token that `POST /v1/purchases` requires (`Authorization: Bearer <token>`). Unset (the
+    /// default) disables the endpoint: it answers 403 and says to set `server.auth_token`. Never
+    /// printed: `Debug` masks it.
+    pub auth_token: Option<String>,
+    /// Largest accepted request body in bytes; a bigger body gets 413. Default 8 MiB.
+    pub max_body_bytes: usize,
+    /// Time a purchase submission may take (reading the body and logging it durably), in
+    /// milliseconds; a slower one gets 503 and may be retried. Default 10 000.
+    pub request_timeout_ms: u64,
+    /// Purchase submissions handled at once; more get 503 with `Retry-After` (load shedding). Reads
+    /// are never shed. Default 64.
+    pub max_concurrent_posts: usize,
+    /// How often the web page fetches fresh results, in seconds. Default 5.
+    pub page_refresh_secs: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_string(),
+            auth_token: None,
+            max_body_bytes: 8 * 1024 * 1024,
+            request_timeout_ms: 10_000,
+            max_concurrent_posts: 64,
+            page_refresh_secs: 5,
+        }
+    }
+}
+
+/// Upper bounds beyond which a value is certainly a typo (a unit mix-up) rather than a choice.
+const MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
+const MAX_REQUEST_TIMEOUT_MS: u64 = 600_000;
+const MAX_CONCURRENT_POSTS: usize = 100_000;
+const MAX_PAGE_REFRESH_SECS: u32 = 3600;
+
+impl ServerConfig {
+    /// Every problem of the section at once, each naming `server.<key>` and the fix. Empty when the
+    /// configuration is usable.
+    pub fn validate(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !is_host_port(&self.listen) {
+            problems.push(format!(
+                "server.listen = {:?} is not an address; write host:port, like 127.0.0.1:8080 or [::]:8080",
+                self.listen
+            ));
+        }
+        if let Some(token) = &self.auth_token {
+            if token.is_empty() {
+                problems.push(
+                    "server.auth_token is empty; set a long random token, or remove the key to disable POST /v1/purchases"
+                        .to_string(),
+                );
+            } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                // The token travels in an HTTP header; anything else could not be sent reliably.
+                problems.push(
+                    "server.auth_token contains spaces or non-ASCII characters; use printable ASCII only (for example hex or base64)"
+                        .to_string(),
+                );
+            }
+        }
+        if self.max_body_bytes == 0 || self.max_body_bytes > MAX_BODY_BYTES {
+            problems.push(format!(
+                "server.max_body_bytes = {} is out of range; use 1 to {MAX_BODY_BYTES} (default 8388608, 8 MiB)",
+                self.max_body_bytes
+            ));
+        }
+        if self.request_timeout_ms == 0 || self.request_timeout_ms > MAX_REQUEST_TIMEOUT_MS {
+            problems.push(format!(
+                "server.request_timeout_ms = {} is out of range; use 1 to {MAX_REQUEST_TIMEOUT_MS} (default 10000)",
+                self.request_timeout_ms
+            ));
+        }
+        if self.max_concurrent_posts == 0 || self.max_concurrent_posts > MAX_CONCURRENT_POSTS {
+            problems.push(format!(
+                "server.max_concurrent_posts = {} is out of range; use 1 to {MAX_CONCURRENT_POSTS} (default 64); to disable POST, remove server.auth_token",
+                self.max_concurrent_posts
+            ));
+        }
+        if self.page_refresh_secs == 0 || self.page_refresh_secs > MAX_PAGE_REFRESH_SECS {
+            problems.push(format!(
+                "server.page_refresh_secs = {} is out of range; use 1 to {MAX_PAGE_REFRESH_SECS} (default 5)",
+                self.page_refresh_secs
+            ));
+        }
+        problems
+    }
+}
+
+/// `host:port` with a numeric port; the host may be a name (resolved when binding) or an IP literal.
+fn is_host_port(listen: &str) -> bool {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    match listen.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && !host.contains([':', '/', ' '])
+                && port.parse::<u16>().is_ok()
+        }
+        None => false,
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field(
+                "auth_token",
+                &self.auth_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("max_concurrent_posts", &self.max_concurrent_posts)
+            .field("page_refresh_secs", &self.page_refresh_secs)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(ServerConfig::default().validate(), Vec::<String>::new());
+        let c = ServerConfig {
+            listen: "localhost:9000".into(),
+            auth_token: Some("s3cr3t-token".into()),
+            ..ServerConfig::default()
+        };
+        assert_eq!(c.validate(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn reports_every_problem_naming_the_key() {
+        let c = ServerConfig {
+            listen: "8080".into(),
+            auth_token: Some(String::new()),
+            max_body_bytes: 0,
+            request_timeout_ms: 0,
+            max_concurrent_posts: 0,
+            page_refresh_secs: 0,
+        };
+        let problems = c.validate();
+        for key in [
+            "server.listen",
+            "server.auth_token",
+            "server.max_body_bytes",
+            "server.request_timeout_ms",
+            "server.max_concurrent_posts",
+            "server.page_refresh_secs",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(key)),
+                "{key} missing from {problems:?}"
+            );
+        }
+        assert_eq!(problems.len(), 6);
+    }
+
+    #[test]
+    fn token_with_space_is_rejected() {
+        let c = ServerConfig {
+            auth_token: Some("two words".into()),
+            ..ServerConfig::default()
+        };
+        assert_eq!(c.validate().len(), 1);
+    }
+
+    #[test]
+    fn debug_masks_the_token() {
+        let c = ServerConfig {
+            auth_token: Some("very-secret-value".into()),
+            ..ServerConfig::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn toml_like_input_rejects_unknown_keys_and_fills_defaults() {
+        let c: ServerConfig =
+            serde_json::from_str(r#"{"listen":"0.0.0.0:80"}"#).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:80");
+        assert_eq!(c.max_body_bytes, 8 * 1024 * 1024);
+        let err = serde_json::from_str::<ServerConfig>(r#"{"listn":"x"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+}
