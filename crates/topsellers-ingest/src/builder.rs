@@ -1,0 +1,630 @@
+//! The one place where extracted field values become a [`PurchaseEvent`] or a [`DeadLetter`]; the CSV,
+//! JSON-lines and HTTP paths all end here, so a record is judged the same way whichever way it came.
+
+use crate::config::{InputConfig, ItemIdCase, Limits};
+use crate::exclude::{normalise_item_id, Exclusions};
+use crate::fields::{mapped_names, Field, FieldValue, FieldValues, FIELD_COUNT};
+use crate::time::{parse_rfc3339_utc, TimeParser};
+use crate::{IngestError, Parsed, SkipReason};
+use std::borrow::Cow;
+use std::fmt;
+use topsellers_model::{
+    parse_decimal_minor, CategoryPath, DeadLetter, MoneyError, PurchaseEvent, RejectReason,
+    TimestampMs, MAX_EVENT_ID_LEN, MAX_ITEM_ID_LEN, MAX_ITEM_NAME_LEN,
+};
+
+/// Longest value kept in a dead letter's `record`.
+const MAX_RECORD_VALUE_CHARS: usize = 200;
+/// Longest value quoted inside a dead letter's message.
+const MAX_MESSAGE_VALUE_CHARS: usize = 60;
+/// Longest accepted country name; real names are far shorter, longer ones are a mapping mistake.
+const MAX_COUNTRY_LEN: usize = 64;
+
+/// Where a record sits in its input, for dead letters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// 1-based physical line of a file where the record starts.
+    Line(u64),
+    /// 1-based position of a record in an HTTP body.
+    Record(u64),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Line(n) => write!(f, "line {n}"),
+            Location::Record(n) => write!(f, "record {n}"),
+        }
+    }
+}
+
+/// Why one record was refused, before it is dressed up as a dead letter.
+struct Refusal {
+    field: Field,
+    reason: RejectReason,
+    message: String,
+}
+
+/// Turns the values of one record into an event, a skip, or a dead letter.
+///
+/// Built once per input from the config; keeps small caches (time-zone offsets, the last category)
+/// so that the per-record work stays close to the parsing itself.
+pub struct RecordBuilder {
+    source: String,
+    names: [Option<String>; FIELD_COUNT],
+    time: TimeParser,
+    currency: String,
+    default_currency: String,
+    price_decimals: u32,
+    max_quantity: i64,
+    max_unit_price_minor: i64,
+    min_time_ms: TimestampMs,
+    min_time_text: String,
+    max_future_secs: u64,
+    max_time_ms: TimestampMs,
+    now_ms: TimestampMs,
+    item_case: ItemIdCase,
+    exclusions: Exclusions,
+    refund_prefix: Option<String>,
+    category_prefix: String,
+    last_category: Option<(String, CategoryPath)>,
+}
+
+fn clip(s: &str, max_chars: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max_chars) {
+        Some((at, _)) => Cow::Owned(format!("{}…", &s[..at])),
+        None => Cow::Borrowed(s),
+    }
+}
+
+impl RecordBuilder {
+    /// A builder for records read through `input`'s mapping. `source` names the input in dead
+    /// letters (`file:<path>`, `http`); `now_ms` bounds future timestamps and stamps dead letters.
+    pub fn new(
+        source: impl Into<String>,
+        input: &InputConfig,
+        limits: &Limits,
+        now_ms: TimestampMs,
+    ) -> Result<RecordBuilder, IngestError> {
+        let mut problems = input.validate();
+        problems.extend(limits.validate());
+        if let Some(c) = &input.currency {
+            if *c != limits.currency && input.fields.currency.is_none() {
+                problems.push(format!(
+                    "input.currency {c:?} differs from limits.currency {:?}, so every record would be rejected; make them the same",
+                    limits.currency
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(IngestError::InvalidConfig { problems });
+        }
+        let time = TimeParser::new(&input.time_format, &input.time_zone)
+            .map_err(|p| IngestError::InvalidConfig { problems: vec![p] })?;
+        let min_time_ms = parse_rfc3339_utc(&limits.min_event_time).ok_or_else(|| {
+            IngestError::InvalidConfig {
+                problems: vec!["limits.min_event_time is not an RFC 3339 time".into()],
+            }
+        })?;
+        let max_future_ms = i64::try_from(limits.max_future_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        let category_prefix = match &input.category_prefix {
+            Some(p) if !p.trim().is_empty() => {
+                // Validated above; the trailing '/' keeps "country" + "france" apart.
+                let p = CategoryPath::parse(p).unwrap_or_default();
+                format!("{}/", p.as_str())
+            }
+            _ => String::new(),
+        };
+        Ok(RecordBuilder {
+            source: source.into(),
+            names: mapped_names(input),
+            time,
+            currency: limits.currency.clone(),
+            default_currency: input
+                .currency
+                .clone()
+                .unwrap_or_else(|| limits.currency.clone()),
+            price_decimals: limits.price_decimals,
+            max_quantity: limits.max_quantity,
+            max_unit_price_minor: limits.max_unit_price_minor,
+            min_time_ms,
+            min_time_text: limits.min_event_time.clone(),
+            max_future_secs: limits.max_future_secs,
+            max_time_ms: now_ms.saturating_add(max_future_ms),
+            now_ms,
+            item_case: input.item_id_case,
+            exclusions: Exclusions::new(&input.exclude_items, input.item_id_case),
+            refund_prefix: input.refund_marker.as_ref().map(|m| m.prefix.clone()),
+            category_prefix,
+            last_category: None,
+        })
+    }
+
+    /// The column or key `field` is mapped to.
+    pub fn field_name(&self, field: Field) -> Option<&str> {
+        self.names[field.index()].as_deref()
+    }
+
+    /// The `source` this builder stamps on dead letters.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Judges one record.
+    pub fn build(&mut self, values: &FieldValues<'_>, location: Location) -> Parsed {
+        match self.judge(values) {
+            Ok(parsed) => parsed,
+            Err(refusal) => Parsed::Rejected(self.dead_letter(
+                location,
+                Some(refusal.field),
+                refusal.reason,
+                refusal.message,
+                Some(values),
+            )),
+        }
+    }
+
+    /// A dead letter from this input. `values`, when given, fills `record` with the mapped fields
+    /// that could be read; readers pass `None` when the record's columns cannot be trusted (a row
+    /// with the wrong number of fields may have an unmapped column, with personal data, in a mapped
+    /// position).
+    pub fn dead_letter(
+        &self,
+        location: Location,
+        field: Option<Field>,
+        reason: RejectReason,
+        message: String,
+        values: Option<&FieldValues<'_>>,
+    ) -> DeadLetter {
+        DeadLetter {
+            source: self.source.clone(),
+            location: location.to_string(),
+            field: field.and_then(|f| self.field_name(f).map(str::to_string)),
+            reason,
+            message,
+            record: values.map(|v| self.record_json(v)).unwrap_or_default(),
+            at_ms: self.now_ms,
+        }
+    }
+
+    /// The readable mapped fields as a JSON object, values clipped; empty when none could be read.
+    fn record_json(&self, values: &FieldValues<'_>) -> String {
+        let mut object = serde_json::Map::new();
+        for field in Field::ALL {
+            let Some(name) = self.field_name(field) else {
+                continue;
+            };
+            let value = match values.get(field) {
+                FieldValue::Text(s) => {
+                    serde_json::Value::String(clip(s, MAX_RECORD_VALUE_CHARS).into_owned())
+                }
+                FieldValue::Number(n) => serde_json::Value::Number(n.clone()),
+                _ => continue,
+            };
+            object.insert(name.to_string(), value);
+        }
+        if object.is_empty() {
+            String::new()
+        } else {
+            serde_json::Value::Object(object).to_string()
+        }
+    }
+
+    fn name(&self, field: Field) -> &str {
+        self.field_name(field).unwrap_or(field.config_key())
+    }
+
+    fn refuse(&self, field: Field, reason: RejectReason, message: String) -> Refusal {
+        Refusal {
+            field,
+            reason,
+            message,
+        }
+    }
+
+    /// The value as text: JSON numbers are written out, other JSON types are refused.
+    fn text<'v>(
+        &self,
+        values: &FieldValues<'v>,
+        field: Field,
+        expected: &str,
+    ) -> Result<Option<Cow<'v, str>>, Refusal> {
+        match values.get(field) {
+            FieldValue::Absent => Ok(None),
+            FieldValue::Text(s) => Ok(Some(Cow::Borrowed(s))),
+            FieldValue::Number(n) => Ok(Some(Cow::Owned(n.to_string()))),
+            FieldValue::WrongType(kind) => Err(self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{} is {kind}, not {expected}; write it as {expected}",
+                    self.name(field)
+                ),
+            )),
+            FieldValue::InvalidUtf8 => Err(self.refuse(
+                field,
+                RejectReason::InvalidUtf8,
+                format!(
+                    "{} is not valid UTF-8; save the input as UTF-8",
+                    self.name(field)
+                ),
+            )),
+        }
+    }
+
+    /// Trimmed, non-empty text, or `None`.
+    fn present<'v>(
+        &self,
+        values: &FieldValues<'v>,
+        field: Field,
+        expected: &str,
+    ) -> Result<Option<Cow<'v, str>>, Refusal> {
+        Ok(match self.text(values, field, expected)? {
+            None => None,
+            Some(Cow::Borrowed(s)) => Some(s.trim()).filter(|s| !s.is_empty()).map(Cow::Borrowed),
+            Some(Cow::Owned(s)) => Some(s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .map(Cow::Owned),
+        })
+    }
+
+    fn required<'v>(
+        &self,
+        values: &FieldValues<'v>,
+        field: Field,
+        expected: &str,
+    ) -> Result<Cow<'v, str>, Refusal> {
+        self.present(values, field, expected)?.ok_or_else(|| {
+            self.refuse(
+                field,
+                RejectReason::MissingField,
+                format!(
+                    "{} is missing or empty; every record needs {expected} (check input.fields.{})",
+                    self.name(field),
+                    field.config_key()
+                ),
+            )
+        })
+    }
+
+    fn check_len(&self, field: Field, value: &str, max: usize) -> Result<(), Refusal> {
+        if value.len() > max {
+            return Err(self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{} is {} bytes long; at most {max} are allowed, check that the mapping points at the right column",
+                    self.name(field),
+                    value.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn judge(&mut self, values: &FieldValues<'_>) -> Result<Parsed, Refusal> {
+        // Exclusion comes first: a postage line is not a sale, however odd its other fields are.
+        let raw_id = self.required(values, Field::ItemId, "an item id")?;
+        let item_id = normalise_item_id(self.item_case, &raw_id);
+        if !self.exclusions.is_empty() && self.exclusions.excludes(&item_id) {
+            return Ok(Parsed::Skipped(SkipReason::Excluded));
+        }
+        self.check_len(Field::ItemId, &item_id, MAX_ITEM_ID_LEN)?;
+
+        let quantity = self.quantity(values)?;
+        if let Some(prefix) = &self.refund_prefix {
+            let marked = match self.present(values, Field::RefundMarker, "text")? {
+                Some(m) => m.starts_with(prefix.as_str()),
+                None => false,
+            };
+            if quantity < 0 && !marked {
+                return Ok(Parsed::Skipped(SkipReason::NotASale));
+            }
+            if quantity > 0 && marked {
+                let marker = self.present(values, Field::RefundMarker, "text")?;
+                return Err(self.refuse(
+                    Field::RefundMarker,
+                    RejectReason::InvalidField,
+                    format!(
+                        "{} {:?} marks a refund but {} {quantity} is positive; write the refunded units as a negative number",
+                        self.name(Field::RefundMarker),
+                        clip(marker.as_deref().unwrap_or(""), MAX_MESSAGE_VALUE_CHARS),
+                        self.name(Field::Quantity)
+                    ),
+                ));
+            }
+        }
+
+        let unit_price_minor = self.unit_price(values)?;
+        let event_time_ms = self.time(values, Field::Time)?.ok_or_else(|| {
+            self.refuse(
+                Field::Time,
+                RejectReason::MissingField,
+                format!(
+                    "{} is missing or empty; every record needs the time of the purchase (check input.fields.time)",
+                    self.name(Field::Time)
+                ),
+            )
+        })?;
+        let original_time_ms = self.time(values, Field::OriginalTime)?;
+        if let Some(original) = original_time_ms {
+            if original > event_time_ms {
+                return Err(self.refuse(
+                    Field::OriginalTime,
+                    RejectReason::InvalidField,
+                    format!(
+                        "{} is later than {}; a refund cannot come before the sale it undoes, fix or swap the two times",
+                        self.name(Field::OriginalTime),
+                        self.name(Field::Time)
+                    ),
+                ));
+            }
+        }
+
+        let category = self.category(values)?;
+        let item_name = match self.present(values, Field::ItemName, "text")? {
+            Some(name) => {
+                self.check_len(Field::ItemName, &name, MAX_ITEM_NAME_LEN)?;
+                Some(name.into_owned())
+            }
+            None => None,
+        };
+        let event_id = match self.present(values, Field::EventId, "text")? {
+            Some(id) => {
+                self.check_len(Field::EventId, &id, MAX_EVENT_ID_LEN)?;
+                Some(id.into_owned())
+            }
+            None => None,
+        };
+        let country = match self.present(values, Field::Country, "text")? {
+            Some(c) => {
+                self.check_len(Field::Country, &c, MAX_COUNTRY_LEN)?;
+                Some(c.into_owned())
+            }
+            None => None,
+        };
+        self.check_currency(values)?;
+
+        Ok(Parsed::Event(PurchaseEvent {
+            event_id,
+            event_time_ms,
+            original_time_ms,
+            item_id,
+            item_name,
+            category,
+            quantity,
+            unit_price_minor,
+            currency: self.currency.clone(),
+            country,
+        }))
+    }
+
+    fn quantity(&self, values: &FieldValues<'_>) -> Result<i64, Refusal> {
+        let field = Field::Quantity;
+        let not_integer = |shown: &str| {
+            self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{} {:?} is not an integer; write a whole number of units, negative for a refund",
+                    self.name(field),
+                    clip(shown, MAX_MESSAGE_VALUE_CHARS)
+                ),
+            )
+        };
+        let quantity = match values.get(field) {
+            FieldValue::Number(n) => n.as_i64().ok_or_else(|| not_integer(&n.to_string()))?,
+            _ => {
+                let text = self.required(values, field, "a quantity")?;
+                crate::numbers::parse_int(&text).ok_or_else(|| not_integer(&text))?
+            }
+        };
+        if quantity == 0 {
+            return Err(self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{} is 0, which counts nothing; write the units sold, or negative units for a refund",
+                    self.name(field)
+                ),
+            ));
+        }
+        if quantity.unsigned_abs() > self.max_quantity.unsigned_abs() {
+            return Err(self.refuse(
+                field,
+                RejectReason::OutOfRange,
+                format!(
+                    "{} {quantity} is beyond the limit of {} units per record; check the record, or raise limits.max_quantity",
+                    self.name(field),
+                    self.max_quantity
+                ),
+            ));
+        }
+        Ok(quantity)
+    }
+
+    fn unit_price(&self, values: &FieldValues<'_>) -> Result<i64, Refusal> {
+        let field = Field::UnitPrice;
+        let parsed = match values.get(field) {
+            FieldValue::Number(n) if n.as_i64().is_some() => {
+                let whole = n.as_i64().unwrap_or_default();
+                10i64
+                    .checked_pow(self.price_decimals)
+                    .and_then(|scale| whole.checked_mul(scale))
+                    .ok_or(MoneyError::TooLarge {
+                        input: n.to_string(),
+                    })
+            }
+            _ => {
+                let text = self.required(values, field, "a unit price")?;
+                parse_decimal_minor(&text, self.price_decimals)
+            }
+        };
+        let name = self.name(field);
+        let price = parsed.map_err(|e| match e {
+            MoneyError::NotDecimal { input } => self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{name} {:?} is not a decimal number; write digits with an optional '.', like 2.55",
+                    clip(&input, MAX_MESSAGE_VALUE_CHARS)
+                ),
+            ),
+            MoneyError::TooPrecise { input, decimals } => self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{name} {:?} has more than {decimals} decimal places; write whole minor units of {}, or raise limits.price_decimals",
+                    clip(&input, MAX_MESSAGE_VALUE_CHARS),
+                    self.currency
+                ),
+            ),
+            MoneyError::TooLarge { input } => self.refuse(
+                field,
+                RejectReason::OutOfRange,
+                format!(
+                    "{name} {:?} is too large; check the record, or raise limits.max_unit_price_minor",
+                    clip(&input, MAX_MESSAGE_VALUE_CHARS)
+                ),
+            ),
+        })?;
+        if price < 0 {
+            return Err(self.refuse(
+                field,
+                RejectReason::OutOfRange,
+                format!(
+                    "{name} is negative ({price} minor units); write the price of one unit as a positive amount and mark refunds with a negative quantity"
+                ),
+            ));
+        }
+        if price > self.max_unit_price_minor {
+            return Err(self.refuse(
+                field,
+                RejectReason::OutOfRange,
+                format!(
+                    "{name} is {price} minor units, above the limit of {}; check the record, or raise limits.max_unit_price_minor",
+                    self.max_unit_price_minor
+                ),
+            ));
+        }
+        Ok(price)
+    }
+
+    /// A time field in range, `None` when absent or empty.
+    fn time(
+        &mut self,
+        values: &FieldValues<'_>,
+        field: Field,
+    ) -> Result<Option<TimestampMs>, Refusal> {
+        let (ms, shown) = match values.get(field) {
+            FieldValue::Number(n) => (self.time.parse_number(n), Cow::Owned(n.to_string())),
+            _ => match self.present(values, field, "a time")? {
+                None => return Ok(None),
+                Some(text) => (self.time.parse_text(&text), text),
+            },
+        };
+        let name = self.name(field);
+        let Some(ms) = ms else {
+            return Err(self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{name} {:?} does not match input.time_format {:?}; write it like {}, or change input.time_format",
+                    clip(&shown, MAX_MESSAGE_VALUE_CHARS),
+                    self.time.format().name(),
+                    self.time.format().example()
+                ),
+            ));
+        };
+        if ms < self.min_time_ms {
+            return Err(self.refuse(
+                field,
+                RejectReason::OutOfRange,
+                format!(
+                    "{name} {:?} is before limits.min_event_time {}; the producer's clock or the time format is likely wrong (for older data, lower limits.min_event_time)",
+                    clip(&shown, MAX_MESSAGE_VALUE_CHARS),
+                    self.min_time_text
+                ),
+            ));
+        }
+        if ms > self.max_time_ms {
+            return Err(self.refuse(
+                field,
+                RejectReason::OutOfRange,
+                format!(
+                    "{name} {:?} is more than {} s in the future; fix the producer's clock or input.time_zone",
+                    clip(&shown, MAX_MESSAGE_VALUE_CHARS),
+                    self.max_future_secs
+                ),
+            ));
+        }
+        Ok(Some(ms))
+    }
+
+    fn category(&mut self, values: &FieldValues<'_>) -> Result<CategoryPath, Refusal> {
+        let Some(raw) = self.present(values, Field::Category, "text")? else {
+            // An unmapped or empty category counts in the site-wide list only.
+            return Ok(CategoryPath::site_wide());
+        };
+        if let Some((last_raw, last_path)) = &self.last_category {
+            if *last_raw == *raw {
+                return Ok(last_path.clone());
+            }
+        }
+        let parsed = if self.category_prefix.is_empty() {
+            CategoryPath::parse(&raw)
+        } else {
+            CategoryPath::parse(&format!("{}{raw}", self.category_prefix))
+        };
+        match parsed {
+            Ok(path) => {
+                self.last_category = Some((raw.into_owned(), path.clone()));
+                Ok(path)
+            }
+            Err(e) => Err(self.refuse(
+                Field::Category,
+                RejectReason::InvalidField,
+                format!(
+                    "{} {:?} is not a usable category: {e}",
+                    self.name(Field::Category),
+                    clip(&raw, MAX_MESSAGE_VALUE_CHARS)
+                ),
+            )),
+        }
+    }
+
+    fn check_currency(&self, values: &FieldValues<'_>) -> Result<(), Refusal> {
+        let field = Field::Currency;
+        let code = self.present(values, field, "a currency code")?;
+        let code = code.as_deref().unwrap_or(self.default_currency.as_str());
+        if code == self.currency {
+            return Ok(());
+        }
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{} {:?} is not an ISO 4217 currency code; write three letters like {}",
+                    self.name(field),
+                    clip(code, MAX_MESSAGE_VALUE_CHARS),
+                    self.currency
+                ),
+            ));
+        }
+        if code.eq_ignore_ascii_case(&self.currency) {
+            return Ok(());
+        }
+        Err(self.refuse(
+            field,
+            RejectReason::CurrencyMismatch,
+            format!(
+                "{} {code:?} differs from limits.currency {:?}, the currency revenue is summed in; convert the price before sending, or change limits.currency",
+                self.name(field),
+                self.currency
+            ),
+        ))
+    }
+}

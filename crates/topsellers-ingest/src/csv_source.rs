@@ -1,0 +1,328 @@
+//! CSV records straight from a byte stream with `csv-core`, so that the reader decides what is held in
+//! memory: a record longer than `max_record_bytes` is streamed past into a small scratch buffer, never
+//! collected (the `csv` crate's `ByteRecord` would grow to hold a 10 MB line whole).
+
+use crate::builder::{Location, RecordBuilder};
+use crate::fields::{Field, FieldValue, FieldValues, FIELD_COUNT};
+use crate::{IngestError, Parsed};
+use csv_core::{ReadRecordResult, Reader as CoreReader, ReaderBuilder as CoreReaderBuilder};
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use topsellers_model::RejectReason;
+
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// Field bytes of a typical record fit without growing.
+const INITIAL_RECORD_BYTES: usize = 4 * 1024;
+/// Without a header there is no expected width; this many fields is surely not a purchase.
+const MAX_FIELDS_WITHOUT_HEADER: usize = 4096;
+
+/// What reading one record gave, before the record is judged.
+enum RawRecord {
+    /// Field bytes in `out`, field ends in `ends[..fields]`.
+    Complete {
+        line: u64,
+        fields: usize,
+    },
+    /// Longer than the limit; streamed past.
+    Oversized {
+        line: u64,
+    },
+    /// More fields than the header; streamed past.
+    TooManyFields {
+        line: u64,
+    },
+    End,
+}
+
+pub(crate) struct CsvSource<R> {
+    input: BufReader<R>,
+    core: CoreReader,
+    max_record_bytes: usize,
+    max_fields: usize,
+    /// Field bytes of the current record, and where each field ends.
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    /// Where the parts of an oversized record go to be forgotten.
+    scratch: Vec<u8>,
+    scratch_ends: Vec<usize>,
+    /// Column of each mapped field.
+    columns: [Option<usize>; FIELD_COUNT],
+    /// The header's width; every record must have it (RFC 4180), else a shifted row could put an
+    /// unmapped column, possibly personal data, where a mapped one is expected.
+    expected_fields: Option<usize>,
+    /// Without a header: the highest mapped column number.
+    min_fields: usize,
+    delimiter: u8,
+    /// 1-based line of the next unread byte.
+    line: u64,
+    bytes_read: u64,
+}
+
+impl<R: Read> CsvSource<R> {
+    /// Reads the header (when configured) and resolves the mapping to column positions.
+    pub(crate) fn open(
+        inner: R,
+        path: &Path,
+        delimiter: u8,
+        has_header: bool,
+        max_record_bytes: usize,
+        builder: &RecordBuilder,
+    ) -> Result<Self, IngestError> {
+        let mut source = CsvSource {
+            input: BufReader::with_capacity(READ_BUFFER_BYTES, inner),
+            core: CoreReaderBuilder::new().delimiter(delimiter).build(),
+            max_record_bytes,
+            max_fields: MAX_FIELDS_WITHOUT_HEADER,
+            out: vec![0; INITIAL_RECORD_BYTES.min(max_record_bytes + 1)],
+            ends: vec![0; 64],
+            scratch: vec![0; 64 * 1024],
+            scratch_ends: vec![0; 256],
+            columns: [None; FIELD_COUNT],
+            expected_fields: None,
+            min_fields: 0,
+            delimiter,
+            line: 1,
+            bytes_read: 0,
+        };
+        let unreadable = |source: io::Error| IngestError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        };
+        if has_header {
+            let header: Vec<String> = match source.read_raw().map_err(unreadable)? {
+                RawRecord::Complete { fields, .. } => {
+                    let mut names = Vec::with_capacity(fields);
+                    let mut start = 0;
+                    for &end in &source.ends[..fields] {
+                        let name = std::str::from_utf8(&source.out[start..end]).map_err(|_| {
+                            IngestError::HeaderNotUtf8 {
+                                path: path.to_path_buf(),
+                            }
+                        })?;
+                        // A BOM the parser did not see (split read) must not hide the first name.
+                        names.push(name.trim_start_matches('\u{feff}').trim().to_string());
+                        start = end;
+                    }
+                    names
+                }
+                RawRecord::End => {
+                    return Err(IngestError::MissingHeader {
+                        path: path.to_path_buf(),
+                    })
+                }
+                RawRecord::Oversized { .. } | RawRecord::TooManyFields { .. } => {
+                    return Err(IngestError::HeaderTooLong {
+                        path: path.to_path_buf(),
+                    })
+                }
+            };
+            for field in Field::ALL {
+                let Some(name) = builder.field_name(field) else {
+                    continue;
+                };
+                let position = header.iter().position(|h| h == name.trim());
+                match position {
+                    Some(i) => source.columns[field.index()] = Some(i),
+                    None => {
+                        let key = match field {
+                            Field::RefundMarker => "refund_marker.field".to_string(),
+                            f => format!("fields.{}", f.config_key()),
+                        };
+                        return Err(IngestError::MissingColumn {
+                            path: path.to_path_buf(),
+                            key,
+                            column: name.to_string(),
+                            columns: header,
+                        });
+                    }
+                }
+            }
+            source.expected_fields = Some(header.len());
+            // One more than expected is enough to know a record is too wide.
+            source.max_fields = header.len() + 1;
+        } else {
+            for field in Field::ALL {
+                // Validated as 1-based column numbers when there is no header.
+                if let Some(n) = builder
+                    .field_name(field)
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                {
+                    source.columns[field.index()] = Some(n - 1);
+                    source.min_fields = source.min_fields.max(n);
+                }
+            }
+        }
+        if source.ends.len() < source.max_fields {
+            source.ends.resize(source.max_fields, 0);
+        }
+        Ok(source)
+    }
+
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    #[cfg(test)]
+    pub(crate) fn buffered_capacity(&self) -> usize {
+        self.out.capacity() + self.scratch.capacity() + self.input.capacity()
+    }
+
+    /// The next record, judged by `builder`; `None` at the end of the input.
+    pub(crate) fn next(&mut self, builder: &mut RecordBuilder) -> io::Result<Option<Parsed>> {
+        let parsed = match self.read_raw()? {
+            RawRecord::End => return Ok(None),
+            RawRecord::Oversized { line } => Parsed::Rejected(builder.dead_letter(
+                Location::Line(line),
+                None,
+                RejectReason::Oversized,
+                format!(
+                    "the record is longer than input.max_record_bytes = {}; it was skipped unread, split it or raise the limit",
+                    self.max_record_bytes
+                ),
+                None,
+            )),
+            RawRecord::TooManyFields { line } => Parsed::Rejected(builder.dead_letter(
+                Location::Line(line),
+                None,
+                RejectReason::Malformed,
+                format!(
+                    "the record has more than {} fields{}; quote fields that contain the delimiter {:?}",
+                    self.max_fields - 1,
+                    if self.expected_fields.is_some() { ", the width of the header" } else { "" },
+                    char::from(self.delimiter)
+                ),
+                None,
+            )),
+            RawRecord::Complete { line, fields } => self.judge(builder, line, fields),
+        };
+        Ok(Some(parsed))
+    }
+
+    fn judge(&self, builder: &mut RecordBuilder, line: u64, fields: usize) -> Parsed {
+        let width_problem = match self.expected_fields {
+            Some(expected) if fields != expected => Some(format!(
+                "the record has {fields} fields but the header has {expected}; quote fields that contain the delimiter {:?} or a line break, and double quotes inside quoted fields",
+                char::from(self.delimiter)
+            )),
+            None if fields < self.min_fields => Some(format!(
+                "the record has {fields} fields but the mapping reads column {}; check the delimiter and the column numbers in input.fields",
+                self.min_fields
+            )),
+            _ => None,
+        };
+        if let Some(message) = width_problem {
+            return Parsed::Rejected(builder.dead_letter(
+                Location::Line(line),
+                None,
+                RejectReason::Malformed,
+                message,
+                None,
+            ));
+        }
+        let mut values = FieldValues::new();
+        for field in Field::ALL {
+            let Some(column) = self.columns[field.index()] else {
+                continue;
+            };
+            let start = if column == 0 {
+                0
+            } else {
+                self.ends[column - 1]
+            };
+            let bytes = &self.out[start..self.ends[column]];
+            let value = match std::str::from_utf8(bytes) {
+                Ok(text) => FieldValue::Text(text),
+                Err(_) => FieldValue::InvalidUtf8,
+            };
+            values.set(field, value);
+        }
+        builder.build(&values, Location::Line(line))
+    }
+
+    /// Reads one record's fields into `out`/`ends`, or streams past it when it is too long.
+    fn read_raw(&mut self) -> io::Result<RawRecord> {
+        // Skip line breaks between records ourselves, so that the record's line is the line of its
+        // first byte even after blank lines.
+        let start_line = loop {
+            let buf = self.input.fill_buf()?;
+            if buf.is_empty() {
+                break self.line;
+            }
+            let skip = buf
+                .iter()
+                .take_while(|&&b| b == b'\n' || b == b'\r')
+                .count();
+            if skip == 0 {
+                break self.line;
+            }
+            self.line += buf[..skip].iter().filter(|&&b| b == b'\n').count() as u64;
+            self.input.consume(skip);
+            self.bytes_read += skip as u64;
+        };
+        // The terminator counts, so a record of exactly the limit fits.
+        let allowance = self.max_record_bytes + 1;
+        let mut raw_len = 0usize;
+        let mut out_len = 0usize;
+        let mut ends_len = 0usize;
+        let mut skipping: Option<RawRecord> = None;
+        loop {
+            let buf = self.input.fill_buf()?;
+            let at_eof = buf.is_empty();
+            let mut input = buf;
+            if skipping.is_none() && !at_eof {
+                let left = allowance - raw_len;
+                if left == 0 {
+                    skipping = Some(RawRecord::Oversized { line: start_line });
+                } else if input.len() > left {
+                    input = &input[..left];
+                }
+            }
+            let line_before = self.core.line();
+            let (result, nin, nout, nend) = if skipping.is_some() {
+                self.core
+                    .read_record(input, &mut self.scratch, &mut self.scratch_ends)
+            } else {
+                self.core
+                    .read_record(input, &mut self.out[out_len..], &mut self.ends[ends_len..])
+            };
+            self.line += self.core.line() - line_before;
+            self.input.consume(nin);
+            self.bytes_read += nin as u64;
+            raw_len += nin;
+            if skipping.is_none() {
+                out_len += nout;
+                ends_len += nend;
+            }
+            match result {
+                ReadRecordResult::InputEmpty => {}
+                ReadRecordResult::OutputFull => {
+                    if skipping.is_none() {
+                        // Field bytes never outnumber raw bytes, which are bounded by the allowance.
+                        let grown = (self.out.len() * 2).min(allowance).max(self.out.len() + 1);
+                        self.out.resize(grown, 0);
+                    }
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    if skipping.is_none() {
+                        if self.ends.len() >= self.max_fields {
+                            skipping = Some(RawRecord::TooManyFields { line: start_line });
+                        } else {
+                            let grown = (self.ends.len() * 2).min(self.max_fields);
+                            self.ends.resize(grown, 0);
+                        }
+                    }
+                }
+                ReadRecordResult::Record => {
+                    return Ok(match skipping {
+                        Some(problem) => problem,
+                        None => RawRecord::Complete {
+                            line: start_line,
+                            fields: ends_len,
+                        },
+                    });
+                }
+                ReadRecordResult::End => return Ok(RawRecord::End),
+            }
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! HTTP request bodies in the canonical shape: NDJSON, one JSON array, or a single object.
+
+use crate::builder::{Location, RecordBuilder};
+use crate::config::{InputConfig, Limits};
+use crate::json::{judge_json_text, judge_json_value, JsonPaths};
+use crate::{IngestError, Parsed};
+use serde_json::Value;
+use topsellers_model::{DeadLetter, RejectReason, TimestampMs};
+
+/// Parses bodies of `POST` requests; build once per `Limits` and reuse.
+pub struct HttpBodyParser {
+    builder: RecordBuilder,
+    paths: JsonPaths,
+}
+
+impl HttpBodyParser {
+    /// Canonical keys, RFC 3339 or epoch-millisecond times, times without offset in UTC.
+    pub fn new(limits: &Limits, now_ms: TimestampMs) -> Result<HttpBodyParser, IngestError> {
+        let builder = RecordBuilder::new("http", &InputConfig::default(), limits, now_ms)?;
+        let paths = JsonPaths::new(&builder);
+        Ok(HttpBodyParser { builder, paths })
+    }
+
+    /// One result per record, in body order; record numbers start at 1. A body that is not JSON at
+    /// all gives one dead letter for the whole body.
+    pub fn parse(&mut self, body: &[u8]) -> Vec<Parsed> {
+        let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
+        let trimmed = body.trim_ascii_start();
+        match trimmed.first() {
+            None => Vec::new(),
+            Some(b'[') => self.parse_array(trimmed),
+            Some(b'{') => match serde_json::from_slice::<Value>(trimmed) {
+                // A single (possibly pretty-printed) object.
+                Ok(value) => vec![judge_json_value(
+                    &value,
+                    Location::Record(1),
+                    &self.paths,
+                    &mut self.builder,
+                )],
+                Err(_) => self.parse_lines(body),
+            },
+            Some(_) => self.parse_lines(body),
+        }
+    }
+
+    fn parse_array(&mut self, body: &[u8]) -> Vec<Parsed> {
+        match serde_json::from_slice::<Vec<Value>>(body) {
+            Ok(records) => records
+                .iter()
+                .enumerate()
+                .map(|(i, value)| {
+                    judge_json_value(
+                        value,
+                        Location::Record(i as u64 + 1),
+                        &self.paths,
+                        &mut self.builder,
+                    )
+                })
+                .collect(),
+            Err(e) => {
+                let mut letter: DeadLetter = self.builder.dead_letter(
+                    Location::Record(1),
+                    None,
+                    RejectReason::Malformed,
+                    format!(
+                        "the body is not a valid JSON array ({e}); send an array of purchase objects, or one object per line"
+                    ),
+                    None,
+                );
+                // No record boundary can be trusted in a broken array: the whole body is at fault.
+                letter.location = "body".into();
+                vec![Parsed::Rejected(letter)]
+            }
+        }
+    }
+
+    fn parse_lines(&mut self, body: &[u8]) -> Vec<Parsed> {
+        let mut out = Vec::new();
+        let mut number = 0u64;
+        for line in body.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            number += 1;
+            out.push(judge_json_text(
+                line,
+                Location::Record(number),
+                &self.paths,
+                &mut self.builder,
+            ));
+        }
+        out
+    }
+}
+
+/// HTTP bodies in the canonical shape: NDJSON or one JSON array (or a single object). Location =
+/// `record <i>`, 1-based.
+///
+/// `limits` should have passed [`Limits::validate`] at startup; if it has not, every body yields a
+/// single dead letter saying so instead of a panic.
+pub fn parse_http_body(body: &[u8], limits: &Limits, now_ms: TimestampMs) -> Vec<Parsed> {
+    match HttpBodyParser::new(limits, now_ms) {
+        Ok(mut parser) => parser.parse(body),
+        Err(e) => vec![Parsed::Rejected(DeadLetter {
+            source: "http".into(),
+            location: "body".into(),
+            field: None,
+            reason: RejectReason::Malformed,
+            message: format!("the server cannot judge records: {e}"),
+            record: String::new(),
+            at_ms: now_ms,
+        })],
+    }
+}
