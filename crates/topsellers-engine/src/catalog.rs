@@ -74,7 +74,25 @@ impl Catalog {
     }
 
     /// The id of `path`, creating it and its ancestors on first sight.
+    ///
+    /// A path that is not in normal form (deserialized from JSON written without
+    /// [`CategoryPath::parse`], e.g. `Electronics/Phones`) counts in its normal form: the spelling is
+    /// remembered as an alias, so the check runs once per distinct spelling, not per event.
     pub fn category(&mut self, path: &CategoryPath) -> CatId {
+        if let Some(&id) = self.category_index.get(path.as_str()) {
+            return id;
+        }
+        if let Ok(normal) = CategoryPath::parse(path.as_str()) {
+            if normal != *path {
+                let id = self.canonical_category(&normal);
+                self.category_index.insert(path.as_str().into(), id);
+                return id;
+            }
+        }
+        self.canonical_category(path)
+    }
+
+    fn canonical_category(&mut self, path: &CategoryPath) -> CatId {
         if let Some(&id) = self.category_index.get(path.as_str()) {
             return id;
         }
@@ -262,6 +280,16 @@ mod tests {
             c.categories[abc as usize].ancestors[1]
         );
         assert_eq!(c.categories.len(), 4);
+    }
+
+    #[test]
+    fn unnormalised_spellings_count_in_the_normal_form() {
+        let mut c = Catalog::new();
+        let normal = c.category(&path("a/b"));
+        let raw: CategoryPath = serde_json::from_str("\" A//B \"").unwrap();
+        assert_eq!(c.category(&raw), normal);
+        assert_eq!(c.category(&raw), normal);
+        assert_eq!(c.categories.len(), 3);
     }
 
     #[test]
