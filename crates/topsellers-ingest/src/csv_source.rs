@@ -116,26 +116,28 @@ impl<R: Read> CsvSource<R> {
                     })
                 }
             };
+            let mut missing = Vec::new();
             for field in Field::ALL {
                 let Some(name) = builder.field_name(field) else {
                     continue;
                 };
-                let position = header.iter().position(|h| h == name.trim());
-                match position {
+                match header.iter().position(|h| h == name.trim()) {
                     Some(i) => source.columns[field.index()] = Some(i),
                     None => {
                         let key = match field {
-                            Field::RefundMarker => "refund_marker.field".to_string(),
-                            f => format!("fields.{}", f.config_key()),
+                            Field::RefundMarker => "input.refund_marker.field".to_string(),
+                            f => format!("input.fields.{}", f.config_key()),
                         };
-                        return Err(IngestError::MissingColumn {
-                            path: path.to_path_buf(),
-                            key,
-                            column: name.to_string(),
-                            columns: header,
-                        });
+                        missing.push(format!("{name:?} ({key})"));
                     }
                 }
+            }
+            if !missing.is_empty() {
+                return Err(IngestError::MissingColumns {
+                    path: path.to_path_buf(),
+                    missing,
+                    columns: header,
+                });
             }
             source.expected_fields = Some(header.len());
             // One more than expected is enough to know a record is too wide.
@@ -299,6 +301,8 @@ impl<R: Read> CsvSource<R> {
                     if skipping.is_none() {
                         // Field bytes never outnumber raw bytes, which are bounded by the allowance.
                         let grown = (self.out.len() * 2).min(allowance).max(self.out.len() + 1);
+                        // Exact, so that the limit bounds the capacity, not just the length.
+                        self.out.reserve_exact(grown - self.out.len());
                         self.out.resize(grown, 0);
                     }
                 }

@@ -30,11 +30,11 @@ pub enum IngestError {
     #[error("the CSV header of {} is longer than input.max_record_bytes; raise it or check the delimiter", .path.display())]
     HeaderTooLong { path: PathBuf },
 
-    #[error("the CSV header of {} lacks the column {column:?} that input.{key} names; the header has {}; fix the mapping or the file", .path.display(), .columns.join(", "))]
-    MissingColumn {
+    /// `missing` holds every mapped column the header lacks, as `"StockCode" (input.fields.item_id)`.
+    #[error("the CSV header of {} lacks the mapped column {}; the header has {}; fix the mapping or the file", .path.display(), .missing.join(", "), .columns.join(", "))]
+    MissingColumns {
         path: PathBuf,
-        key: String,
-        column: String,
+        missing: Vec<String>,
         columns: Vec<String>,
     },
 

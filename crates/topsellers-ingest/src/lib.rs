@@ -79,3 +79,6 @@ impl SkipReason {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,395 @@
+use super::*;
+use crate::{FieldMapping, IngestError, ItemIdCase, RefundMarker};
+use topsellers_model::MAX_ITEM_ID_LEN;
+
+const HEADER: &str =
+    "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n";
+
+/// The Online Retail mapping, minus exclusions and refund marker unless a test adds them.
+fn retail() -> InputConfig {
+    InputConfig {
+        fields: FieldMapping {
+            item_id: "StockCode".into(),
+            item_name: Some("Description".into()),
+            category: Some("Country".into()),
+            quantity: "Quantity".into(),
+            unit_price: "UnitPrice".into(),
+            time: "InvoiceDate".into(),
+            event_id: None,
+            currency: None,
+            country: None,
+            original_time: None,
+        },
+        time_format: "%Y-%m-%d %H:%M:%S".into(),
+        time_zone: "Europe/London".into(),
+        currency: Some("GBP".into()),
+        item_id_case: ItemIdCase::Upper,
+        ..InputConfig::default()
+    }
+}
+
+fn gbp() -> Limits {
+    Limits {
+        currency: "GBP".into(),
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn dirty_csv_keeps_every_good_row_and_names_every_bad_one() {
+    let long_id = "X".repeat(MAX_ITEM_ID_LEN + 1);
+    let mut csv = HEADER.as_bytes().to_vec();
+    let rows: Vec<Vec<u8>> = vec![
+        b"536365,85123A,WHITE HANGING HEART ,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom".to_vec(), // 2 good
+        b"536366,22633,HAND WARMER,abc,2010-12-01 08:28:00,1.85,17851.0,United Kingdom".to_vec(), // 3
+        b"536367,,NO ID,1,2010-12-01 08:34:00,1.00,17852.0,France".to_vec(), // 4
+        b"536368,84879,BIRD,0,2010-12-01 08:34:00,1.69,17853.0,France".to_vec(), // 5
+        b"536369,84880,TOO MANY,1000000,2010-12-01 08:34:00,1.69,17854.0,France".to_vec(), // 6
+        b"536370,84881,NEG PRICE,1,2010-12-01 08:34:00,-1.69,17855.0,France".to_vec(), // 7
+        b"536371,84882,HUGE PRICE,1,2010-12-01 08:34:00,99999999.99,17856.0,France".to_vec(), // 8
+        b"536372,84883,PRECISE,1,2010-12-01 08:34:00,1.699,17857.0,France".to_vec(), // 9
+        b"536373,84884,OLD,1,1970-01-01 00:00:00,1.00,17858.0,France".to_vec(), // 10
+        b"536374,84885,FUTURE,1,2030-01-01 00:00:00,1.00,17859.0,France".to_vec(), // 11
+        b"536375,84886,BAD TIME,1,01/12/2010 08:34,1.00,17860.0,France".to_vec(), // 12
+        b"536376,84887,\"QUOTED, WITH \"\"QUOTES\"\"\nAND A NEWLINE\",2,2010-12-01 09:00:00,1.00,17861.0,Germany".to_vec(), // 13-14 good
+        b"536377,84888,SHORT ROW,1,2010-12-01 09:00:00".to_vec(), // 15
+        b"536378,84889,\xff\xfe BAD UTF8,1,2010-12-01 09:00:00,1.00,17862.0,France".to_vec(), // 16
+        format!("536379,{long_id},LONG ID,1,2010-12-01 09:00:00,1.00,17863.0,France").into_bytes(), // 17
+        b"536380,84890,DEEP,1,2010-12-01 09:00:00,1.00,17864.0,a/b/c/d/e/f/g/h/i".to_vec(), // 18
+        b"536381,84891,TOO WIDE,1,2010-12-01 09:00:00,1.00,17865.0,France,extra".to_vec(), // 19
+        b"536382,84892,NO PRICE,1,2010-12-01 09:00:00,,17866.0,France".to_vec(), // 20
+        b"536383,84893,WORDS,1,2010-12-01 09:00:00,two pounds,17867.0,France".to_vec(), // 21
+        b"536384,84894,NO TIME,1,,1.00,17868.0,France".to_vec(), // 22
+        b"536385,84891,  ,3,2010-12-01 10:00:00,0.85,17869.0,EIRE".to_vec(), // 23 good, no name
+    ];
+    for row in rows {
+        csv.extend_from_slice(&row);
+        csv.push(b'\n');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "dirty.csv", &csv);
+    let parsed = read_all(&path, &retail(), &gbp());
+    assert_eq!(parsed.len(), 21, "one result per record");
+
+    let good = events(&parsed);
+    assert_eq!(good.len(), 3, "{good:#?}");
+    assert_eq!(good[0].item_id, "85123A");
+    assert_eq!(good[0].item_name.as_deref(), Some("WHITE HANGING HEART"));
+    assert_eq!(good[0].category.as_str(), "united kingdom");
+    assert_eq!((good[0].quantity, good[0].unit_price_minor), (6, 255));
+    assert_eq!(good[0].currency, "GBP");
+    assert_eq!(good[0].event_time_ms, ms("2010-12-01T08:26:00Z"));
+    assert_eq!(
+        good[1].item_name.as_deref(),
+        Some("QUOTED, WITH \"QUOTES\"\nAND A NEWLINE")
+    );
+    assert_eq!(good[2].item_name, None, "blank names become None");
+    assert_eq!(good[2].category.as_str(), "eire");
+
+    let source = format!("file:{}", path.display());
+    for letter in letters(&parsed) {
+        assert_eq!(letter.source, source);
+        for customer in 17850..17870 {
+            assert!(
+                !letter.record.contains(&customer.to_string()),
+                "CustomerID leaked: {letter:#?}"
+            );
+        }
+    }
+
+    use RejectReason::*;
+    let q = assert_letter(&parsed, "line 3", InvalidField, Some("Quantity"));
+    assert_eq!(
+        q.message,
+        "Quantity \"abc\" is not an integer; write a whole number of units, negative for a refund"
+    );
+    let record: serde_json::Value = serde_json::from_str(&q.record).unwrap();
+    assert_eq!(
+        record,
+        serde_json::json!({"StockCode": "22633", "Description": "HAND WARMER", "Quantity": "abc",
+            "InvoiceDate": "2010-12-01 08:28:00", "UnitPrice": "1.85", "Country": "United Kingdom"})
+    );
+    assert_letter(&parsed, "line 4", MissingField, Some("StockCode"));
+    let zero = assert_letter(&parsed, "line 5", InvalidField, Some("Quantity"));
+    assert!(zero.message.contains("counts nothing"), "{}", zero.message);
+    assert_letter(&parsed, "line 6", OutOfRange, Some("Quantity"));
+    let neg = assert_letter(&parsed, "line 7", OutOfRange, Some("UnitPrice"));
+    assert!(neg.message.contains("negative"), "{}", neg.message);
+    assert_letter(&parsed, "line 8", OutOfRange, Some("UnitPrice"));
+    let precise = assert_letter(&parsed, "line 9", InvalidField, Some("UnitPrice"));
+    assert!(precise.message.contains("more than 2 decimal places"));
+    let old = assert_letter(&parsed, "line 10", OutOfRange, Some("InvoiceDate"));
+    assert!(
+        old.message.contains("limits.min_event_time"),
+        "{}",
+        old.message
+    );
+    let future = assert_letter(&parsed, "line 11", OutOfRange, Some("InvoiceDate"));
+    assert!(
+        future.message.contains("in the future"),
+        "{}",
+        future.message
+    );
+    let bad_time = assert_letter(&parsed, "line 12", InvalidField, Some("InvoiceDate"));
+    assert_eq!(
+        bad_time.message,
+        "InvoiceDate \"01/12/2010 08:34\" does not match input.time_format \"%Y-%m-%d %H:%M:%S\"; write it like 2024-01-31 08:26:00, or change input.time_format"
+    );
+    let short = assert_letter(&parsed, "line 15", Malformed, None);
+    assert_eq!(
+        short.record, "",
+        "columns of a row of the wrong width cannot be trusted"
+    );
+    assert!(short
+        .message
+        .starts_with("the record has 5 fields but the header has 8"));
+    let utf8 = assert_letter(&parsed, "line 16", InvalidUtf8, Some("Description"));
+    assert!(utf8.record.contains("84889") && !utf8.record.contains("Description"));
+    let long = assert_letter(&parsed, "line 17", InvalidField, Some("StockCode"));
+    assert!(long.message.contains("at most 128"), "{}", long.message);
+    let record: serde_json::Value = serde_json::from_str(&long.record).unwrap();
+    assert_eq!(record["StockCode"].as_str().unwrap().chars().count(), 129);
+    let deep = assert_letter(&parsed, "line 18", InvalidField, Some("Country"));
+    assert!(deep.message.contains("levels"), "{}", deep.message);
+    assert_letter(&parsed, "line 19", Malformed, None);
+    assert_letter(&parsed, "line 20", MissingField, Some("UnitPrice"));
+    assert_letter(&parsed, "line 21", InvalidField, Some("UnitPrice"));
+    assert_letter(&parsed, "line 22", MissingField, Some("InvoiceDate"));
+}
+
+#[test]
+fn bom_crlf_and_blank_lines_keep_line_numbers_right() {
+    let csv = "\u{feff}InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\r\n\
+               1,A1,One,1,2011-01-01 10:00:00,1.00,,France\r\n\
+               \r\n\
+               2,A2,\"Two\r\nlines\",x,2011-01-01 10:00:00,1.00,,France\r\n\
+               3,A3,Three,3,2011-01-01 10:00:00,1.00,,France\r\n\
+               4,A4,Four,y,2011-01-01 10:00:00,1.00,,France";
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "crlf.csv", csv.as_bytes());
+    let parsed = read_all(&path, &retail(), &gbp());
+    let good = events(&parsed);
+    assert_eq!(good.len(), 2);
+    assert_eq!(good[1].item_name.as_deref(), Some("Three"));
+    assert_eq!(
+        good[0].category.as_str(),
+        "france",
+        "no \\r left in the last field"
+    );
+    assert_letter(
+        &parsed,
+        "line 4",
+        RejectReason::InvalidField,
+        Some("Quantity"),
+    );
+    assert_letter(
+        &parsed,
+        "line 7",
+        RejectReason::InvalidField,
+        Some("Quantity"),
+    );
+}
+
+#[test]
+fn exclusions_match_after_normalisation_and_wildcards() {
+    let mut input = retail();
+    input.exclude_items = ["POST", "gift_0001_*", "DCGS*", "BANK CHARGES"]
+        .map(String::from)
+        .to_vec();
+    let csv = format!(
+        "{HEADER}1,post,Postage,1,2011-01-01 10:00:00,18.00,,France\n\
+         2,gift_0001_20,Voucher,1,2011-01-01 10:00:00,16.00,,France\n\
+         3,DCGSSBOY,Boy,1,2011-01-01 10:00:00,3.00,,France\n\
+         4,BANK CHARGES,Charges,1,2011-01-01 10:00:00,15.00,,France\n\
+         5,15056bl,Umbrella,1,2011-01-01 10:00:00,5.95,,France\n\
+         6,POSTCARD,Card,1,2011-01-01 10:00:00,0.42,,France\n\
+         7,gift_0002_20,Other voucher,bad,2011-01-01 10:00:00,0.42,,France\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "x.csv", csv.as_bytes());
+    let parsed = read_all(&path, &input, &gbp());
+    assert_eq!(skips(&parsed), vec![SkipReason::Excluded; 4]);
+    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["15056BL", "POSTCARD"]);
+    assert_letter(
+        &parsed,
+        "line 8",
+        RejectReason::InvalidField,
+        Some("Quantity"),
+    );
+}
+
+#[test]
+fn refund_marker_separates_refunds_from_stock_adjustments() {
+    let mut input = retail();
+    input.refund_marker = Some(RefundMarker {
+        field: "InvoiceNo".into(),
+        prefix: "C".into(),
+    });
+    let csv = format!(
+        "{HEADER}C536379,D1,Refund,-2,2011-01-01 10:00:00,1.00,14527.0,France\n\
+         536380,D2,damages,-5,2011-01-01 10:00:00,0,,France\n\
+         C536381,D3,Odd,3,2011-01-01 10:00:00,1.00,14527.0,France\n\
+         536382,D4,Sale,3,2011-01-01 10:00:00,1.00,14527.0,France\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "r.csv", csv.as_bytes());
+    let parsed = read_all(&path, &input, &gbp());
+    let good = events(&parsed);
+    assert_eq!(good.len(), 2);
+    assert!(good[0].is_refund() && good[0].quantity == -2);
+    assert_eq!(good[1].quantity, 3);
+    assert_eq!(skips(&parsed), vec![SkipReason::NotASale]);
+    let odd = assert_letter(
+        &parsed,
+        "line 4",
+        RejectReason::InvalidField,
+        Some("InvoiceNo"),
+    );
+    assert!(
+        odd.message.contains("\"C536381\" marks a refund"),
+        "{}",
+        odd.message
+    );
+    assert!(
+        odd.record.contains("C536381"),
+        "the marker is mapped, so it is kept"
+    );
+
+    // Without a marker every negative quantity is a refund.
+    let parsed = read_all(&path, &retail(), &gbp());
+    assert_eq!(events(&parsed).iter().filter(|e| e.is_refund()).count(), 2);
+}
+
+#[test]
+fn london_times_in_winter_and_summer() {
+    let csv = format!(
+        "{HEADER}1,A,a,1,2011-01-18 10:01:00,1.00,,UK\n\
+         2,A,a,1,2011-07-18 10:01:00,1.00,,UK\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "tz.csv", csv.as_bytes());
+    let parsed = read_all(&path, &retail(), &gbp());
+    let times: Vec<_> = events(&parsed).iter().map(|e| e.event_time_ms).collect();
+    assert_eq!(
+        times,
+        [ms("2011-01-18T10:01:00Z"), ms("2011-07-18T09:01:00Z")]
+    );
+}
+
+#[test]
+fn oversized_line_is_streamed_past_not_buffered() {
+    let mut csv = HEADER.as_bytes().to_vec();
+    csv.extend_from_slice(b"1,A,a,1,2011-01-01 10:00:00,1.00,,France\n");
+    // A 10 MB description, quoted with line breaks inside, then an unquoted 10 MB line.
+    csv.extend_from_slice(b"2,B,\"");
+    for _ in 0..100_000 {
+        csv.extend_from_slice(&[b'x'; 99]);
+        csv.push(b'\n');
+    }
+    csv.extend_from_slice(b"\",1,2011-01-01 10:00:00,1.00,,France\n");
+    csv.extend_from_slice(&vec![b'y'; 10_000_000]);
+    csv.push(b'\n');
+    csv.extend_from_slice(b"3,C,c,2,2011-01-01 10:00:00,1.00,,France\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "big.csv", &csv);
+    let mut reader = FileReader::open(&path, &retail(), &gbp(), NOW_MS).unwrap();
+    let mut parsed = Vec::new();
+    let mut peak = 0;
+    while let Some(p) = reader.next() {
+        peak = peak.max(reader.buffered_capacity());
+        parsed.push(p);
+    }
+    assert!(
+        peak < 2 << 20,
+        "held {peak} bytes for a 10 MB record with a 1 MiB limit"
+    );
+    assert_eq!(reader.bytes_read(), csv.len() as u64);
+    assert_eq!(reader.total_bytes(), Some(csv.len() as u64));
+    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["A", "C"]);
+    assert_letter(&parsed, "line 3", RejectReason::Oversized, None);
+    assert_letter(&parsed, "line 100004", RejectReason::Oversized, None);
+    assert_eq!(parsed.len(), 4);
+}
+
+#[test]
+fn headerless_csv_maps_column_numbers() {
+    let input = InputConfig {
+        csv_has_header: false,
+        csv_delimiter: ';',
+        fields: FieldMapping {
+            item_id: "2".into(),
+            item_name: None,
+            category: Some("5".into()),
+            quantity: "3".into(),
+            unit_price: "4".into(),
+            time: "1".into(),
+            event_id: None,
+            currency: None,
+            country: None,
+            original_time: None,
+        },
+        ..InputConfig::default()
+    };
+    let csv = "2024-01-01T00:00:00Z;sku-1;2;1.50;Toys\n2024-01-01T00:00:00Z;sku-2;1\n";
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "plain.csv", csv.as_bytes());
+    let parsed = read_all(&path, &input, &Limits::default());
+    let good = events(&parsed);
+    assert_eq!(good.len(), 1);
+    assert_eq!(
+        (
+            good[0].item_id.as_str(),
+            good[0].category.as_str(),
+            good[0].unit_price_minor
+        ),
+        ("sku-1", "toys", 150)
+    );
+    let short = assert_letter(&parsed, "line 2", RejectReason::Malformed, None);
+    assert!(
+        short.message.contains("reads column 5"),
+        "{}",
+        short.message
+    );
+}
+
+#[test]
+fn open_errors_name_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.csv");
+    let err = FileReader::open(&missing, &retail(), &gbp(), NOW_MS)
+        .err()
+        .unwrap();
+    assert!(matches!(err, IngestError::NotFound { .. }));
+    assert!(err.to_string().contains("nope.csv"));
+
+    let path = write(&dir, "cols.csv", b"InvoiceNo,Code,Qty\n1,2,3\n");
+    let err = FileReader::open(&path, &retail(), &gbp(), NOW_MS)
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the CSV header of {} lacks the mapped column \"InvoiceDate\" (input.fields.time), \"StockCode\" (input.fields.item_id), \"Description\" (input.fields.item_name), \"Country\" (input.fields.category), \"Quantity\" (input.fields.quantity), \"UnitPrice\" (input.fields.unit_price); the header has InvoiceNo, Code, Qty; fix the mapping or the file",
+            path.display()
+        )
+    );
+
+    let path = write(&dir, "data.txt", b"");
+    let err = FileReader::open(&path, &retail(), &gbp(), NOW_MS)
+        .err()
+        .unwrap();
+    assert!(matches!(err, IngestError::UnknownFormat { .. }), "{err}");
+
+    let path = write(&dir, "empty.csv", b"");
+    let err = FileReader::open(&path, &retail(), &gbp(), NOW_MS)
+        .err()
+        .unwrap();
+    assert!(matches!(err, IngestError::MissingHeader { .. }), "{err}");
+
+    let mut bad = retail();
+    bad.time_zone = "Atlantis/Capital".into();
+    let err = FileReader::open(&path, &bad, &gbp(), NOW_MS).err().unwrap();
+    assert!(err.to_string().contains("input.time_zone"), "{err}");
+}
