@@ -1,0 +1,262 @@
+// The topsellers page: fetches /v1/categories and /v1/top and draws them.
+// Every text from the API goes through textContent, never through markup parsing: item names are
+// data supplied by shops and must not be able to inject anything.
+"use strict";
+
+(function () {
+  const refreshSecs = Math.max(1, Number(document.querySelector('meta[name="topsellers-refresh-secs"]').content) || 5);
+  // Results older than this are called stale: several missed refreshes, and at least a minute.
+  const staleAfterMs = Math.max(60000, 3 * refreshSecs * 1000);
+  const maxGlanceCards = 24;
+
+  const state = {
+    category: "",
+    window: null,
+    catalogue: null,      // last /v1/categories answer
+    lists: new Map(),     // category -> last /v1/top answer for the current window
+    lastSuccess: null,    // Date of the last complete refresh
+    failing: false,
+    timer: null,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function readHash() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    if (params.has("category")) state.category = params.get("category");
+    if (params.has("window")) state.window = params.get("window");
+  }
+
+  function writeHash() {
+    const params = new URLSearchParams();
+    if (state.category) params.set("category", state.category);
+    if (state.window) params.set("window", state.window);
+    const hash = params.toString();
+    history.replaceState(null, "", hash ? "#" + hash : location.pathname);
+  }
+
+  async function getJson(url) {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) {
+      const message = body && body.error && body.error.message ? body.error.message : "HTTP " + response.status;
+      const error = new Error(message);
+      error.status = response.status;
+      throw error;
+    }
+    return body;
+  }
+
+  function label(path) {
+    if (!path) return "All categories";
+    const last = path.split("/").pop();
+    return last.charAt(0).toUpperCase() + last.slice(1);
+  }
+
+  function breadcrumb(path) {
+    return path ? path.split("/").map(label).join(" › ") : "Site-wide";
+  }
+
+  // The site-wide list, then the top level, then the second level if there is room.
+  function glanceCategories(catalogue) {
+    const paths = catalogue.categories.map((c) => c.path);
+    const top = paths.filter((p) => p !== "" && !p.includes("/"));
+    const second = paths.filter((p) => p.split("/").length === 2);
+    const chosen = [""].concat(top);
+    if (chosen.length + second.length <= maxGlanceCards) chosen.push(...second);
+    return chosen.slice(0, maxGlanceCards);
+  }
+
+  function drawControls() {
+    const catalogue = state.catalogue;
+    const select = $("category");
+    const known = new Set(catalogue.categories.map((c) => c.path));
+    if (!known.has(state.category)) known.add(state.category);
+    const wanted = Array.from(known).sort();
+    const current = Array.from(select.options).map((o) => o.value);
+    if (wanted.join("\n") !== current.join("\n")) {
+      select.replaceChildren();
+      for (const path of wanted) {
+        const depth = path ? path.split("/").length : 0;
+        // Indent with non-breaking spaces: options cannot hold markup, and this keeps it text.
+        const option = el("option", null, "\u00a0\u00a0".repeat(depth) + label(path));
+        option.value = path;
+        select.appendChild(option);
+      }
+    }
+    select.value = state.category;
+
+    const buttons = $("windows");
+    const names = catalogue.windows.map((w) => w.name);
+    if (Array.from(buttons.children).map((b) => b.dataset.window).join() !== names.join()) {
+      buttons.replaceChildren();
+      for (const name of names) {
+        const button = el("button", null, name === "all" ? "All time" : name);
+        button.type = "button";
+        button.dataset.window = name;
+        button.addEventListener("click", () => {
+          state.window = name;
+          state.lists.clear();
+          writeHash();
+          refresh();
+        });
+        buttons.appendChild(button);
+      }
+    }
+    for (const button of buttons.children) {
+      button.setAttribute("aria-pressed", String(button.dataset.window === state.window));
+    }
+  }
+
+  function drawCard(path, answer, big) {
+    const card = el("article", "card");
+    const head = el("div", "card-head");
+    const title = el("button", "card-title", label(path));
+    title.type = "button";
+    title.title = "Show " + breadcrumb(path);
+    title.addEventListener("click", () => selectCategory(path));
+    head.appendChild(title);
+    if (answer && !answer.warming_up) head.appendChild(el("span", "card-meta", answer.window === "all" ? "all time" : "last " + answer.window));
+    card.appendChild(head);
+    card.appendChild(el("p", "card-path", breadcrumb(path)));
+
+    const items = answer && answer.items ? answer.items : [];
+    if (!answer) {
+      card.appendChild(el("p", "empty", "Loading…"));
+    } else if (items.length === 0) {
+      card.appendChild(el("p", "empty", answer.warming_up ? "Warming up: no results yet." : "No sales in this window."));
+    } else {
+      const maxUnits = Math.max(1, ...items.map((i) => i.units));
+      const list = el("ol", "items");
+      for (const item of items) {
+        const row = el("li");
+        row.appendChild(el("span", "rank", item.rank));
+        const name = el("span", "name", item.item_name || item.item_id);
+        name.title = (item.item_name ? item.item_name + " · " : "") + item.item_id;
+        row.appendChild(name);
+        row.appendChild(el("span", "units", Number(item.units).toLocaleString() + " sold"));
+        const track = el("div", "track");
+        const fill = el("div", "fill");
+        fill.style.width = Math.max(1, Math.round((100 * item.units) / maxUnits)) + "%";
+        track.appendChild(fill);
+        row.appendChild(track);
+        if (big) row.appendChild(el("span", "revenue", item.revenue + " " + (answer.currency || "")));
+        list.appendChild(row);
+      }
+      card.appendChild(list);
+    }
+    return card;
+  }
+
+  function drawResults() {
+    const focus = $("focus");
+    focus.replaceChildren(drawCard(state.category, state.lists.get(state.category), true));
+    const grid = $("grid");
+    const cards = glanceCategories(state.catalogue)
+      .filter((path) => path !== state.category)
+      .map((path) => drawCard(path, state.lists.get(path), false));
+    grid.replaceChildren(...cards);
+  }
+
+  function formatAge(ms) {
+    const s = Math.round(ms / 1000);
+    if (s < 90) return s + " s";
+    if (s < 5400) return Math.round(s / 60) + " min";
+    return Math.round(s / 3600) + " h";
+  }
+
+  function drawStatus() {
+    const pill = $("status-pill");
+    const notice = $("notice");
+    const sample = state.lists.get(state.category);
+    const computedAt = sample && sample.computed_at ? new Date(sample.computed_at) : null;
+    const asOf = sample && sample.as_of ? new Date(sample.as_of) : null;
+    $("as-of").textContent = asOf ? "as of " + asOf.toLocaleString() : "";
+
+    let pillClass = "pill-live";
+    let pillText = "live";
+    let message = null;
+    let bad = false;
+    const age = computedAt ? Date.now() - computedAt.getTime() : 0;
+    if (state.failing) {
+      pillClass = "pill-offline";
+      pillText = "offline";
+      bad = true;
+      message = state.lastSuccess
+        ? "Cannot reach the server. Showing the results fetched at " + state.lastSuccess.toLocaleTimeString() + "; retrying every " + refreshSecs + " s."
+        : "Cannot reach the server; retrying every " + refreshSecs + " s.";
+    } else if (!sample || sample.warming_up) {
+      pillClass = "pill-wait";
+      pillText = "warming up";
+      message = "No results yet: the aggregator has not published its first snapshot.";
+    } else if (age > staleAfterMs) {
+      pillClass = "pill-stale";
+      pillText = "stale";
+      message = "These results are " + formatAge(age) + " old: new purchases are not being counted right now. The lists stay as they were last computed.";
+    }
+    pill.className = "pill " + pillClass;
+    pill.textContent = pillText;
+    notice.hidden = message === null;
+    notice.textContent = message || "";
+    notice.classList.toggle("notice-bad", bad);
+  }
+
+  function selectCategory(path) {
+    state.category = path;
+    writeHash();
+    drawControls();
+    drawResults();
+    refresh();
+    window.scrollTo({ top: 0, behavior: "smooth" });
+  }
+
+  async function refresh() {
+    clearTimeout(state.timer);
+    try {
+      const catalogue = await getJson("/v1/categories");
+      state.catalogue = catalogue;
+      const windows = catalogue.windows.map((w) => w.name);
+      if (!state.window || (windows.length && !windows.includes(state.window))) {
+        state.window = catalogue.default_window || windows[0] || null;
+      }
+      drawControls();
+      const paths = [state.category].concat(glanceCategories(catalogue).filter((p) => p !== state.category));
+      const answers = await Promise.all(paths.map((path) => {
+        const params = new URLSearchParams({ category: path, n: "10" });
+        if (state.window) params.set("window", state.window);
+        return getJson("/v1/top?" + params.toString());
+      }));
+      paths.forEach((path, i) => state.lists.set(path, answers[i]));
+      state.failing = false;
+      state.lastSuccess = new Date();
+    } catch (error) {
+      // Keep whatever was shown: stale results beat an empty page.
+      state.failing = true;
+      console.warn("refresh failed:", error.message);
+    }
+    if (state.catalogue) drawResults();
+    drawStatus();
+    state.timer = setTimeout(refresh, refreshSecs * 1000);
+  }
+
+  function start() {
+    readHash();
+    $("category").addEventListener("change", (event) => selectCategory(event.target.value));
+    window.addEventListener("hashchange", () => {
+      readHash();
+      refresh();
+    });
+    drawStatus();
+    refresh();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -55,7 +55,11 @@ fn answer_top(ctx: &Ctx, query: Option<&str>, headers: &HeaderMap) -> Response {
                 None => return unknown_window(prepared, name).into_response(),
             },
         };
-        let n = match query.n.as_deref().map(|n| parse_n(n, prepared.snapshot.top_k.max(1))) {
+        let n = match query
+            .n
+            .as_deref()
+            .map(|n| parse_n(n, prepared.snapshot.top_k.max(1)))
+        {
             None => prepared.default_n,
             Some(Ok(n)) => n,
             Some(Err(e)) => return e.into_response(),
@@ -146,7 +150,11 @@ pub(crate) async fn categories(State(ctx): State<Ctx>, request: Request) -> Resp
         .into_response();
     }
     ctx.app.results.with_prepared(|prepared| match prepared {
-        None => json_response(Bytes::from(render::warming_up_categories_body()), None, None),
+        None => json_response(
+            Bytes::from(render::warming_up_categories_body()),
+            None,
+            None,
+        ),
         Some(p) => {
             let rendered = Rendered {
                 body: p.categories_body.clone(),
@@ -165,10 +173,16 @@ mod tests {
     fn if_none_match_forms() {
         let etag = HeaderValue::from_static("\"42.a\"");
         for matching in ["\"42.a\"", "W/\"42.a\"", "\"x\", \"42.a\"", "*"] {
-            assert!(etag_matches(&HeaderValue::from_static(matching), &etag), "{matching}");
+            assert!(
+                etag_matches(&HeaderValue::from_static(matching), &etag),
+                "{matching}"
+            );
         }
         for other in ["\"42.b\"", "42.a", "\"42.a"] {
-            assert!(!etag_matches(&HeaderValue::from_static(other), &etag), "{other}");
+            assert!(
+                !etag_matches(&HeaderValue::from_static(other), &etag),
+                "{other}"
+            );
         }
     }
 }

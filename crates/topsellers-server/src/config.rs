@@ -106,9 +106,7 @@ fn is_host_port(listen: &str) -> bool {
     }
     match listen.rsplit_once(':') {
         Some((host, port)) => {
-            !host.is_empty()
-                && !host.contains([':', '/', ' '])
-                && port.parse::<u16>().is_ok()
+            !host.is_empty() && !host.contains([':', '/', ' ']) && port.parse::<u16>().is_ok()
         }
         None => false,
     }
@@ -194,8 +192,7 @@ mod tests {
 
     #[test]
     fn toml_like_input_rejects_unknown_keys_and_fills_defaults() {
-        let c: ServerConfig =
-            serde_json::from_str(r#"{"listen":"0.0.0.0:80"}"#).unwrap();
+        let c: ServerConfig = serde_json::from_str(r#"{"listen":"0.0.0.0:80"}"#).unwrap();
         assert_eq!(c.listen, "0.0.0.0:80");
         assert_eq!(c.max_body_bytes, 8 * 1024 * 1024);
         let err = serde_json::from_str::<ServerConfig>(r#"{"listn":"x"}"#).unwrap_err();

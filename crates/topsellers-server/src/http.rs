@@ -88,7 +88,9 @@ pub async fn serve(
 async fn count_requests(State(ctx): State<Ctx>, request: Request, next: Next) -> Response {
     let route = Route::of_path(request.uri().path());
     let response = next.run(request).await;
-    ctx.app.metrics.record_http(route, response.status().as_u16());
+    ctx.app
+        .metrics
+        .record_http(route, response.status().as_u16());
     response
 }
 

@@ -27,12 +27,21 @@ pub mod gauge {
     pub const LAST_EVENT_TO_VISIBLE_MS: &str = "last_event_to_visible_ms";
 
     pub(super) const KNOWN: [(&str, &str); 6] = [
-        (SERIES, "Series (category, window, item) held by the aggregator."),
+        (
+            SERIES,
+            "Series (category, window, item) held by the aggregator.",
+        ),
         (BUCKETS, "Time buckets held by the aggregator."),
-        (BUCKET_ENTRIES, "Entries (item, bucket) held by the aggregator."),
+        (
+            BUCKET_ENTRIES,
+            "Entries (item, bucket) held by the aggregator.",
+        ),
         (DEDUP_IDS, "Event ids remembered for deduplication."),
         (APPROX_STATE_BYTES, "Estimated bytes of aggregator state."),
-        (LAST_EVENT_TO_VISIBLE_MS, "Milliseconds from the newest counted event's arrival until it was visible in the API."),
+        (
+            LAST_EVENT_TO_VISIBLE_MS,
+            "Milliseconds from the newest counted event's arrival until it was visible in the API.",
+        ),
     ];
 }
 
@@ -287,14 +296,20 @@ impl Metrics {
     /// Sets a gauge, rendered as `topsellers_<name>`; see [`gauge`] for the documented names.
     /// `name` must be a Prometheus name (`[a-z_][a-z0-9_]*`); others are not rendered.
     pub fn set_gauge(&self, name: &'static str, value: i64) {
-        debug_assert!(is_metric_name(name), "gauge name {name:?} is not a valid metric name");
+        debug_assert!(
+            is_metric_name(name),
+            "gauge name {name:?} is not a valid metric name"
+        );
         self.gauges.get(name).store(value, Relaxed);
     }
 
     /// Counts one answered HTTP request.
     pub(crate) fn record_http(&self, route: Route, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
-        let route = Route::ALL.iter().position(|r| *r == route).unwrap_or(Route::ALL.len() - 1);
+        let route = Route::ALL
+            .iter()
+            .position(|r| *r == route)
+            .unwrap_or(Route::ALL.len() - 1);
         self.http_requests[route][class].fetch_add(1, Relaxed);
     }
 
@@ -304,45 +319,139 @@ impl Metrics {
         let mut out = String::with_capacity(8 * 1024);
         let load = |c: &AtomicU64| c.load(Relaxed);
 
-        family(&mut out, "events_received_total", "counter", "Records read from an input, before validation.");
+        family(
+            &mut out,
+            "events_received_total",
+            "counter",
+            "Records read from an input, before validation.",
+        );
         for (source, value) in self.received.each() {
-            sample(&mut out, "events_received_total", &[("source", source)], load(value));
+            sample(
+                &mut out,
+                "events_received_total",
+                &[("source", source)],
+                load(value),
+            );
         }
-        counter(&mut out, "events_accepted_total", "Events accepted into the log.", load(&self.accepted));
-        counter(&mut out, "refunds_accepted_total", "Accepted events that were refunds.", load(&self.refunds_accepted));
-        counter(&mut out, "duplicates_dropped_total", "Events dropped as duplicates of an earlier event_id.", load(&self.duplicates_dropped));
-        family(&mut out, "events_skipped_total", "counter", "Records deliberately ignored, by reason.");
+        counter(
+            &mut out,
+            "events_accepted_total",
+            "Events accepted into the log.",
+            load(&self.accepted),
+        );
+        counter(
+            &mut out,
+            "refunds_accepted_total",
+            "Accepted events that were refunds.",
+            load(&self.refunds_accepted),
+        );
+        counter(
+            &mut out,
+            "duplicates_dropped_total",
+            "Events dropped as duplicates of an earlier event_id.",
+            load(&self.duplicates_dropped),
+        );
+        family(
+            &mut out,
+            "events_skipped_total",
+            "counter",
+            "Records deliberately ignored, by reason.",
+        );
         for (reason, value) in self.skipped.each() {
-            sample(&mut out, "events_skipped_total", &[("reason", reason)], load(value));
+            sample(
+                &mut out,
+                "events_skipped_total",
+                &[("reason", reason)],
+                load(value),
+            );
         }
-        family(&mut out, "events_rejected_total", "counter", "Records rejected and dead-lettered, by reason.");
+        family(
+            &mut out,
+            "events_rejected_total",
+            "counter",
+            "Records rejected and dead-lettered, by reason.",
+        );
         for (reason, value) in REJECT_REASONS.iter().zip(&self.rejected) {
-            sample(&mut out, "events_rejected_total", &[("reason", reason.as_str())], load(value));
+            sample(
+                &mut out,
+                "events_rejected_total",
+                &[("reason", reason.as_str())],
+                load(value),
+            );
         }
-        family(&mut out, "http_requests_total", "counter", "HTTP requests answered, by route and status class.");
+        family(
+            &mut out,
+            "http_requests_total",
+            "counter",
+            "HTTP requests answered, by route and status class.",
+        );
         for (route, classes) in Route::ALL.iter().zip(&self.http_requests) {
             for (class, value) in STATUS_CLASSES.iter().zip(classes) {
                 let value = load(value);
                 // Unused combinations (a 1xx answer, a 5xx from /healthz) would only be noise.
                 if value > 0 {
-                    sample(&mut out, "http_requests_total", &[("route", route.as_str()), ("status", class)], value);
+                    sample(
+                        &mut out,
+                        "http_requests_total",
+                        &[("route", route.as_str()), ("status", class)],
+                        value,
+                    );
                 }
             }
         }
-        counter(&mut out, "log_appends_total", "Records appended to the accepted-event log.", load(&self.log_appends));
-        counter(&mut out, "log_append_errors_total", "Failed appends to the accepted-event log.", load(&self.log_append_errors));
-        counter(&mut out, "checkpoints_total", "Checkpoints written.", load(&self.checkpoints));
-        counter(&mut out, "checkpoint_errors_total", "Checkpoints that failed.", load(&self.checkpoint_errors));
+        counter(
+            &mut out,
+            "log_appends_total",
+            "Records appended to the accepted-event log.",
+            load(&self.log_appends),
+        );
+        counter(
+            &mut out,
+            "log_append_errors_total",
+            "Failed appends to the accepted-event log.",
+            load(&self.log_append_errors),
+        );
+        counter(
+            &mut out,
+            "checkpoints_total",
+            "Checkpoints written.",
+            load(&self.checkpoints),
+        );
+        counter(
+            &mut out,
+            "checkpoint_errors_total",
+            "Checkpoints that failed.",
+            load(&self.checkpoint_errors),
+        );
 
-        family(&mut out, "snapshot_version", "gauge", "Version of the snapshot being served; 0 before the first.");
-        sample(&mut out, "snapshot_version", &[], snapshot.map_or(0, |s| s.version));
-        family(&mut out, "snapshot_age_seconds", "gauge", "Seconds since the served snapshot was computed; -1 before the first.");
+        family(
+            &mut out,
+            "snapshot_version",
+            "gauge",
+            "Version of the snapshot being served; 0 before the first.",
+        );
+        sample(
+            &mut out,
+            "snapshot_version",
+            &[],
+            snapshot.map_or(0, |s| s.version),
+        );
+        family(
+            &mut out,
+            "snapshot_age_seconds",
+            "gauge",
+            "Seconds since the served snapshot was computed; -1 before the first.",
+        );
         let age = snapshot.map_or(-1.0, |s| (now_ms - s.computed_at_ms).max(0) as f64 / 1000.0);
         let _ = writeln!(out, "topsellers_snapshot_age_seconds {age}");
 
         for (name, help) in gauge::KNOWN {
             family(&mut out, name, "gauge", help);
-            let _ = writeln!(out, "topsellers_{name} {}", self.gauges.get(name).load(Relaxed));
+            let _ = writeln!(
+                out,
+                "topsellers_{name} {}",
+                self.gauges.get(name).load(Relaxed)
+            );
         }
         for (name, value) in self.gauges.each() {
             let known = gauge::KNOWN.iter().any(|(k, _)| *k == name);
@@ -424,7 +533,11 @@ mod tests {
             } else {
                 let name = line.split(['{', ' ']).next().unwrap();
                 assert!(name.starts_with("topsellers_"), "{line}");
-                assert_eq!(announced.last().map(|(n, _)| n.as_str()), Some(name), "{line}");
+                assert_eq!(
+                    announced.last().map(|(n, _)| n.as_str()),
+                    Some(name),
+                    "{line}"
+                );
                 let value = line.rsplit(' ').next().unwrap();
                 assert!(value.parse::<f64>().is_ok(), "{line}");
             }
@@ -477,15 +590,18 @@ mod tests {
     #[test]
     fn labels_beyond_the_limit_fold_into_other() {
         const NAMES: [&str; 20] = [
-            "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
-            "s13", "s14", "s15", "s16", "s17", "s18", "s19",
+            "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12", "s13",
+            "s14", "s15", "s16", "s17", "s18", "s19",
         ];
         let m = Metrics::new();
         for name in NAMES {
             m.inc_received(name, 1);
         }
         let text = m.render(None, 0);
-        assert!(text.contains("topsellers_events_received_total{source=\"other\"} 4"), "{text}");
+        assert!(
+            text.contains("topsellers_events_received_total{source=\"other\"} 4"),
+            "{text}"
+        );
         assert_well_formed(&text);
     }
 
@@ -494,7 +610,10 @@ mod tests {
         let mut s = crate::testdata::snapshot();
         s.computed_at_ms = 10_000;
         let text = Metrics::new().render(Some(&s), 12_500);
-        assert!(text.contains("topsellers_snapshot_age_seconds 2.5"), "{text}");
+        assert!(
+            text.contains("topsellers_snapshot_age_seconds 2.5"),
+            "{text}"
+        );
         assert!(text.contains("topsellers_snapshot_version 42"), "{text}");
     }
 

@@ -20,16 +20,16 @@ const REFRESH_PLACEHOLDER: &str = "{{PAGE_REFRESH_SECS}}";
 const NO_CACHE: HeaderValue = HeaderValue::from_static("no-cache");
 
 pub(crate) fn render_page(config: &ServerConfig) -> Bytes {
-    Bytes::from(INDEX_HTML.replace(
-        REFRESH_PLACEHOLDER,
-        &config.page_refresh_secs.to_string(),
-    ))
+    Bytes::from(INDEX_HTML.replace(REFRESH_PLACEHOLDER, &config.page_refresh_secs.to_string()))
 }
 
 pub(crate) async fn index(State(ctx): State<Ctx>) -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
             (header::CACHE_CONTROL, NO_CACHE),
         ],
         ctx.page.clone(),

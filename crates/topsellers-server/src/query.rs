@@ -32,7 +32,10 @@ pub(crate) fn parse_top_query(raw: Option<&str>) -> Result<TopQuery<'_>, ApiErro
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode(raw_key).map_err(|()| {
-            ApiError::bad_parameter("query", "a query parameter name is not valid UTF-8 once decoded; percent-encode UTF-8 text")
+            ApiError::bad_parameter(
+                "query",
+                "a query parameter name is not valid UTF-8 once decoded; percent-encode UTF-8 text",
+            )
         })?;
         let slot = match key.as_ref() {
             "category" => &mut query.category,
@@ -106,18 +109,14 @@ pub(crate) fn normalise_category(raw: &str) -> Result<Cow<'_, str>, ApiError> {
     }
     CategoryPath::parse(raw)
         .map(|p| Cow::Owned(p.as_str().to_string()))
-        .map_err(|e| {
-            ApiError::bad_parameter("category", format!("category is not valid: {e}"))
-        })
+        .map_err(|e| ApiError::bad_parameter("category", format!("category is not valid: {e}")))
 }
 
 /// True when `CategoryPath::parse(raw)` would return `raw` unchanged: lower-case printable ASCII
 /// without spaces, segments separated by single slashes, not too long or deep.
 fn is_already_normal(raw: &str) -> bool {
     let bytes = raw.as_bytes();
-    if bytes.len() > MAX_CATEGORY_LEN
-        || bytes.first() == Some(&b'/')
-        || bytes.last() == Some(&b'/')
+    if bytes.len() > MAX_CATEGORY_LEN || bytes.first() == Some(&b'/') || bytes.last() == Some(&b'/')
     {
         return false;
     }
@@ -204,7 +203,9 @@ mod tests {
         ];
         for raw in samples {
             let fast = normalise_category(raw).map(|c| c.into_owned()).ok();
-            let slow = CategoryPath::parse(raw).ok().map(|p| p.as_str().to_string());
+            let slow = CategoryPath::parse(raw)
+                .ok()
+                .map(|p| p.as_str().to_string());
             assert_eq!(fast, slow, "{raw:?}");
             if is_already_normal(raw) {
                 assert_eq!(slow.as_deref(), Some(raw), "{raw:?} is not normal");
@@ -216,7 +217,16 @@ mod tests {
     fn n_must_be_in_range() {
         assert_eq!(parse_n("1", 50).unwrap(), 1);
         assert_eq!(parse_n("50", 50).unwrap(), 50);
-        for bad in ["0", "51", "abc", "", "-1", "+3", "1.5", "99999999999999999999"] {
+        for bad in [
+            "0",
+            "51",
+            "abc",
+            "",
+            "-1",
+            "+3",
+            "1.5",
+            "99999999999999999999",
+        ] {
             let e = parse_n(bad, 50).unwrap_err();
             assert_eq!(e.parameter.as_deref(), Some("n"), "{bad}");
             assert_eq!(e.message, "n must be an integer from 1 to 50");

@@ -226,7 +226,9 @@ mod tests {
             let mut checked = 0;
             for category in p.snapshot.lists.keys() {
                 for w in 0..p.snapshot.windows.len() {
-                    let hot = p.pre_rendered(category, w).expect("every list is pre-rendered");
+                    let hot = p
+                        .pre_rendered(category, w)
+                        .expect("every list is pre-rendered");
                     let cold = p.render(category, w, p.default_n);
                     assert_eq!(hot.body, cold.body, "{category:?} window {w}");
                     assert_eq!(hot.etag, cold.etag);

@@ -41,11 +41,23 @@ pub fn snapshot() -> Snapshot {
         WindowSpec::all(),
     ];
     let mut lists = BTreeMap::new();
-    for (category, count) in [("", 30), ("electronics", 20), ("electronics/phones", 12), ("books", 3)] {
+    for (category, count) in [
+        ("", 30),
+        ("electronics", 20),
+        ("electronics/phones", 12),
+        ("books", 3),
+    ] {
         let per_window = windows
             .iter()
             .map(|w| {
-                let mut list = items(if category.is_empty() { "site" } else { category }, count);
+                let mut list = items(
+                    if category.is_empty() {
+                        "site"
+                    } else {
+                        category
+                    },
+                    count,
+                );
                 if category == "books" {
                     list[0].item_name = Some("<script>alert(1)</script> & \"quotes\"".into());
                     if w.is_all() {
