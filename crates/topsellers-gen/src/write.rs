@@ -54,7 +54,7 @@ pub fn write_events(
             .buffer_capacity(1 << 20)
             .from_writer(file);
         w.write_record(CSV_HEADER.split(','))?;
-        Sink::Csv(w)
+        Sink::Csv(Box::new(w))
     };
     let mut generator = Generator::new(config.clone());
     let mut written = 0u64;
@@ -87,7 +87,8 @@ pub fn write_events(
 
 enum Sink {
     Json(BufWriter<File>),
-    Csv(csv::Writer<File>),
+    // Boxed: the csv writer carries its state inline and would make every Sink that large.
+    Csv(Box<csv::Writer<File>>),
 }
 
 fn canonical_json(e: &PurchaseEvent) -> CanonicalJson<'_> {
