@@ -1,1 +1,275 @@
-fn main() {}
+//! `topsellers`: one binary with a subcommand per role. See `topsellers --help`.
+
+mod config;
+mod demo;
+mod http_sink;
+mod node;
+mod replay;
+mod runner;
+mod serve;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use config::Config;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const EXAMPLES: &str = "\
+Examples:
+  topsellers demo                                   # generated traffic, page on http://127.0.0.1:8080/
+  topsellers replay --config examples/online-retail.toml ../shared/data/online-retail/by-day/
+  topsellers serve --config examples/online-retail.toml
+  curl 'http://127.0.0.1:8080/v1/top?category=france&window=all&n=10'
+  topsellers generate --events 1000000 --out events.csv
+  topsellers check-config --config topsellers.toml";
+
+/// Exact, fast top-N best sellers per category, over sliding windows of event time.
+#[derive(Parser, Debug)]
+#[command(name = "topsellers", version, after_help = EXAMPLES)]
+struct Cli {
+    /// TOML config file (every key has a default; `TOPSELLERS_<SECTION>__<KEY>` variables override it).
+    #[arg(long, short, global = true, env = "TOPSELLERS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir` of the config).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Log filter, e.g. `info`, `debug`, `topsellers=debug` (also RUST_LOG).
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the embedded pipeline on generated traffic and serve the page and API.
+    #[command(
+        after_help = "Examples:\n  topsellers demo\n  topsellers demo --listen 127.0.0.1:9000 --data-dir /tmp/demo --backfill-minutes 120\n  topsellers demo --duration-secs 30   # stops by itself"
+    )]
+    Demo {
+        /// Address to serve on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Minutes of history generated at start into an empty data directory.
+        #[arg(long, default_value_t = 30)]
+        backfill_minutes: u64,
+        /// Stop after this many seconds.
+        #[arg(long)]
+        duration_secs: Option<u64>,
+    },
+    /// Serve a data directory: API, page, and POST /v1/purchases when server.auth_token is set.
+    #[command(
+        after_help = "Examples:\n  topsellers serve --config examples/online-retail.toml\n  TOPSELLERS_SERVER__AUTH_TOKEN=s3cret topsellers serve --listen 0.0.0.0:8080\n  curl -H 'Authorization: Bearer s3cret' --data-binary @purchases.ndjson http://127.0.0.1:8080/v1/purchases"
+    )]
+    Serve {
+        /// Address to serve on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Read purchase files (CSV or JSON lines, per the config's [input] mapping) into the data directory.
+    #[command(
+        after_help = "Examples:\n  topsellers replay --config examples/online-retail.toml ../shared/data/online-retail/by-day/\n  topsellers replay --config my.toml --data-dir /tmp/d jan.csv feb.csv"
+    )]
+    Replay {
+        /// Files, or directories whose purchase files are read in name order.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// No progress bar.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Write generated purchases to a file (JSON lines for .jsonl/.ndjson, else CSV), e.g. for benchmarks.
+    #[command(
+        after_help = "Examples:\n  topsellers generate --events 1000000 --out /tmp/events.csv\n  topsellers generate --events 5000 --out /tmp/events.jsonl --start 2026-11-01T00:00:00Z"
+    )]
+    Generate {
+        #[arg(long)]
+        events: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// Time of the first event (RFC 3339); default one day ago.
+        #[arg(long)]
+        start: Option<String>,
+    },
+    /// Print the results stored in a data directory as JSON (the node must not be running on it).
+    #[command(
+        after_help = "Examples:\n  topsellers results --config examples/online-retail.toml --category france --window all\n  topsellers results --data-dir data"
+    )]
+    Results {
+        /// Only this category (default: all categories).
+        #[arg(long)]
+        category: Option<String>,
+        /// Only this window.
+        #[arg(long)]
+        window: Option<String>,
+        /// Items per list.
+        #[arg(long, default_value_t = 10)]
+        n: usize,
+    },
+    /// Validate a config and print it with every default filled in (secrets masked).
+    #[command(after_help = "Examples:\n  topsellers check-config --config topsellers.toml")]
+    CheckConfig,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    if let Err(e) = run(cli) {
+        eprintln!("topsellers: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut config = Config::load(cli.config.as_deref(), &Config::process_env())?;
+    if let Some(d) = &cli.data_dir {
+        config.data_dir = d.clone();
+    }
+    Ok(config)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut config = load_config(&cli)?;
+    match cli.command {
+        Command::Demo {
+            listen,
+            backfill_minutes,
+            duration_secs,
+        } => {
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            runtime()?.block_on(demo::run(
+                config,
+                demo::DemoOptions {
+                    backfill_minutes,
+                    duration: duration_secs.map(Duration::from_secs),
+                },
+            ))
+        }
+        Command::Serve { listen } => {
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            let metrics = Arc::new(topsellers_server::Metrics::new());
+            let results = topsellers_server::Results::new();
+            let core = node::NodeCore::open(&config, metrics.clone())?;
+            runtime()?.block_on(async {
+                let running = serve::RunningNode::start(&config, core, results, metrics);
+                serve::serve_until(&config, running, serve::shutdown_signal()).await
+            })
+        }
+        Command::Replay {
+            inputs,
+            no_progress,
+        } => {
+            let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let summary = replay::run(&config, &inputs, show)?;
+            summary.print();
+            if !summary.unreadable_files.is_empty() {
+                anyhow::bail!(
+                    "{} input file(s) could not be read (listed above)",
+                    summary.unreadable_files.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Generate { events, out, start } => {
+            let start_ms = match start {
+                Some(s) => s
+                    .parse::<jiff::Timestamp>()
+                    .with_context(|| {
+                        format!("--start {s:?} is not an RFC 3339 time like 2026-11-01T00:00:00Z")
+                    })?
+                    .as_millisecond(),
+                None => node::wall_clock_ms() - 86_400_000,
+            };
+            let written = topsellers_gen::write_events(&config.demo, events, start_ms, &out)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            eprintln!("topsellers: wrote {written} events to {}", out.display());
+            Ok(())
+        }
+        Command::Results {
+            category,
+            window,
+            n,
+        } => print_results(&config, category, window, n),
+        Command::CheckConfig => {
+            let mut shown = config.clone();
+            if shown.server.auth_token.is_some() {
+                shown.server.auth_token = Some("********".into());
+            }
+            print!(
+                "{}",
+                toml::to_string_pretty(&shown).context("rendering the config")?
+            );
+            eprintln!("topsellers: config is valid");
+            Ok(())
+        }
+    }
+}
+
+fn print_results(
+    config: &Config,
+    category: Option<String>,
+    window: Option<String>,
+    n: usize,
+) -> Result<()> {
+    let store = topsellers_store::EmbeddedStore::open(&config.data_dir)?;
+    let Some(snapshot) = store.load_results()? else {
+        anyhow::bail!(
+            "{} holds no results yet; run `topsellers replay` or `topsellers serve` on it first",
+            config.data_dir.display()
+        );
+    };
+    let category = category
+        .map(|c| topsellers_model::CategoryPath::parse(&c).map(|p| p.as_str().to_string()))
+        .transpose()?;
+    let mut lists = Vec::new();
+    for (cat, per_window) in &snapshot.lists {
+        if category.as_ref().is_some_and(|c| c != cat) {
+            continue;
+        }
+        for list in per_window {
+            if window.as_ref().is_some_and(|w| *w != list.window) {
+                continue;
+            }
+            let mut list = list.clone();
+            list.items.truncate(n);
+            lists.push(list);
+        }
+    }
+    let out = serde_json::json!({
+        "as_of_ms": snapshot.as_of_ms,
+        "version": snapshot.version,
+        "events_counted": snapshot.events_counted,
+        "currency": snapshot.currency,
+        "lists": lists,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

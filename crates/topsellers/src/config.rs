@@ -1,0 +1,381 @@
+//! The one TOML config that drives every role: defaults, then the file, then environment variables, then one
+//! validation pass that reports every mistake at once.
+
+use anyhow::{Context, Result};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use topsellers_engine::EngineConfig;
+use topsellers_gen::GenConfig;
+use topsellers_ingest::{InputConfig, Limits};
+use topsellers_server::ServerConfig;
+
+/// Prefix of environment overrides: `TOPSELLERS_SERVER__LISTEN=127.0.0.1:9000` sets `server.listen`,
+/// `TOPSELLERS_DATA_DIR=/var/lib/topsellers` sets `data_dir`.
+pub const ENV_PREFIX: &str = "TOPSELLERS_";
+
+/// `[node]`: how the embedded node paces its work.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// How often new results are computed and published to the API, in milliseconds.
+    pub snapshot_interval_ms: u64,
+    /// A checkpoint of the aggregator state is written at least this often (seconds) while events arrive;
+    /// the log behind it is then truncated.
+    pub checkpoint_interval_secs: u64,
+    /// ... or after this many logged records, whichever comes first.
+    pub checkpoint_every_records: u64,
+    /// When the input is idle, let event time advance with the wall clock so quiet categories age out.
+    /// Turn off when serving results of old data (a replay of last year's files).
+    pub idle_advance: bool,
+    /// How often the wall clock is offered to the aggregator when `idle_advance` is on, in milliseconds.
+    pub tick_interval_ms: u64,
+    /// Largest number of records written to the log in one transaction (group commit).
+    pub max_batch_records: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            snapshot_interval_ms: 250,
+            checkpoint_interval_secs: 60,
+            checkpoint_every_records: 2_000_000,
+            idle_advance: true,
+            tick_interval_ms: 1000,
+            max_batch_records: 20_000,
+        }
+    }
+}
+
+impl NodeConfig {
+    fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if !(10..=60_000).contains(&self.snapshot_interval_ms) {
+            errors.push(format!(
+                "node.snapshot_interval_ms is {}; use a value from 10 to 60000",
+                self.snapshot_interval_ms
+            ));
+        }
+        if !(1..=86_400).contains(&self.checkpoint_interval_secs) {
+            errors.push(format!(
+                "node.checkpoint_interval_secs is {}; use a value from 1 to 86400",
+                self.checkpoint_interval_secs
+            ));
+        }
+        if self.checkpoint_every_records == 0 {
+            errors.push("node.checkpoint_every_records is 0; use a positive number".into());
+        }
+        if !(10..=60_000).contains(&self.tick_interval_ms) {
+            errors.push(format!(
+                "node.tick_interval_ms is {}; use a value from 10 to 60000",
+                self.tick_interval_ms
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_batch_records) {
+            errors.push(format!(
+                "node.max_batch_records is {}; use a value from 1 to 1000000",
+                self.max_batch_records
+            ));
+        }
+        errors
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Config {
+    /// Where the embedded node keeps its log, checkpoints, results and dead letters.
+    pub data_dir: PathBuf,
+    pub engine: EngineConfig,
+    pub limits: Limits,
+    pub input: Option<InputConfig>,
+    pub server: ServerConfig,
+    pub node: NodeConfig,
+    pub demo: GenConfig,
+}
+
+const SECTIONS: &[&str] = &["engine", "limits", "input", "server", "node", "demo"];
+
+/// All the mistakes found in a config, reported together.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub source: String,
+    pub errors: Vec<String>,
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} has {} problem{}:",
+            self.source,
+            self.errors.len(),
+            if self.errors.len() == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            writeln!(f, "  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Loads `path` (or only defaults when `None`), applies `TOPSELLERS_*` environment overrides from `env`, and
+    /// validates. Every problem is in the error, not just the first.
+    pub fn load(path: Option<&Path>, env: &[(String, String)]) -> Result<Config> {
+        let (source, text) = match path {
+            Some(p) => (
+                p.display().to_string(),
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read config file {}", p.display()))?,
+            ),
+            None => ("the default config".to_string(), String::new()),
+        };
+        Self::from_toml_str(&source, &text, env)
+    }
+
+    pub fn from_toml_str(source: &str, text: &str, env: &[(String, String)]) -> Result<Config> {
+        let fail = |errors: Vec<String>| ConfigErrors {
+            source: source.to_string(),
+            errors,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            fail(vec![format!(
+                "is not valid TOML: {}",
+                e.to_string().trim_end()
+            )])
+        })?;
+        let mut errors = Vec::new();
+        apply_env_overrides(&mut table, env, &mut errors);
+
+        let mut config = Config {
+            data_dir: PathBuf::from("data"),
+            ..Config::default()
+        };
+        for (key, value) in &table {
+            match key.as_str() {
+                "data_dir" => match value.as_str() {
+                    Some(s) if !s.trim().is_empty() => config.data_dir = PathBuf::from(s),
+                    _ => errors.push("data_dir must be a non-empty string path".into()),
+                },
+                k if SECTIONS.contains(&k) => {
+                    if !value.is_table() {
+                        errors.push(format!(
+                            "{k} must be a table: write it as a [{k}] section"
+                        ));
+                    }
+                }
+                other => errors.push(format!(
+                    "unknown key {other:?} at the top level; known keys are data_dir and the sections [{}]",
+                    SECTIONS.join("], [")
+                )),
+            }
+        }
+        config.engine = section(&table, "engine", &mut errors);
+        config.limits = section(&table, "limits", &mut errors);
+        config.server = section(&table, "server", &mut errors);
+        config.node = section(&table, "node", &mut errors);
+        config.demo = section(&table, "demo", &mut errors);
+        config.input = table
+            .get("input")
+            .map(|_| section::<InputConfig>(&table, "input", &mut errors));
+
+        prefixed(&mut errors, "engine", config.engine.validate());
+        prefixed(&mut errors, "limits", config.limits.validate());
+        prefixed(&mut errors, "server", config.server.validate());
+        errors.extend(config.node.validate());
+        prefixed(&mut errors, "demo", config.demo.validate());
+        if let Some(input) = &config.input {
+            prefixed(&mut errors, "input", input.validate());
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(errors).into())
+        }
+    }
+
+    /// Environment variables of this process that look like overrides.
+    pub fn process_env() -> Vec<(String, String)> {
+        std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect()
+    }
+}
+
+/// Section validators are written to name their keys; add the section name where one did not.
+fn prefixed(errors: &mut Vec<String>, section: &str, found: Vec<String>) {
+    for e in found {
+        if e.starts_with(&format!("{section}.")) || e.contains(&format!("{section}.")) {
+            errors.push(e);
+        } else {
+            errors.push(format!("[{section}] {e}"));
+        }
+    }
+}
+
+/// Deserializes one section, collecting every unknown key (not only the first) and the first type error.
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    name: &str,
+    errors: &mut Vec<String>,
+) -> T {
+    let Some(toml::Value::Table(original)) = table.get(name) else {
+        return T::default();
+    };
+    let mut value = original.clone();
+    // Each pass reports one problem; removing the offending key lets the next pass find the next one.
+    for _ in 0..32 {
+        match T::deserialize(toml::Value::Table(value.clone())) {
+            Ok(v) => return v,
+            Err(e) => {
+                let msg = e.message().trim_end().to_string();
+                let field = unknown_field_name(&msg).or_else(|| first_backticked_key(&msg, &value));
+                match field {
+                    Some(f) if value.contains_key(&f) => {
+                        if msg.starts_with("unknown field") {
+                            errors.push(format!(
+                                "{name}.{f} is not a known key: {}",
+                                msg.split_once(", expected")
+                                    .map_or("check the spelling".to_string(), |(_, rest)| {
+                                        format!("expected{rest}")
+                                    })
+                            ));
+                        } else {
+                            errors.push(format!("{name}.{f}: {msg}"));
+                        }
+                        value.remove(&f);
+                    }
+                    _ => {
+                        errors.push(format!("[{name}] {msg}"));
+                        return T::default();
+                    }
+                }
+            }
+        }
+    }
+    T::default()
+}
+
+fn unknown_field_name(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+/// Type errors from toml name the key in backticks only sometimes; fall back to finding a key of the table
+/// mentioned in the message.
+fn first_backticked_key(msg: &str, table: &toml::Table) -> Option<String> {
+    let mut rest = msg;
+    while let Some(start) = rest.find('`') {
+        let after = &rest[start + 1..];
+        let end = after.find('`')?;
+        let candidate = &after[..end];
+        if table.contains_key(candidate) {
+            return Some(candidate.to_string());
+        }
+        rest = &after[end + 1..];
+    }
+    None
+}
+
+/// `TOPSELLERS_SERVER__LISTEN=x` -> `server.listen = x`. The value is read as a TOML value when it parses as one
+/// (numbers, booleans, arrays), else as a string.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+    errors: &mut Vec<String>,
+) {
+    for (key, raw) in env {
+        let Some(path) = key.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let parts: Vec<String> = path.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        if parts.iter().any(String::is_empty) || parts.len() > 2 {
+            errors.push(format!(
+                "environment variable {key} does not name a key; use {ENV_PREFIX}<SECTION>__<KEY> or {ENV_PREFIX}DATA_DIR"
+            ));
+            continue;
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.clone()));
+        if parts.len() == 1 {
+            table.insert(parts[0].clone(), value);
+        } else {
+            let section = table
+                .entry(parts[0].clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match section.as_table_mut() {
+                Some(t) => {
+                    t.insert(parts[1].clone(), value);
+                }
+                None => errors.push(format!(
+                    "environment variable {key} overrides a key of {}, which is not a section",
+                    parts[0]
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_toml_str("t", "", &[]).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert!(c.input.is_none());
+    }
+
+    #[test]
+    fn reports_every_mistake_at_once() {
+        let text = r#"
+            datadir = "x"
+            [engine]
+            bucket_secs = 0
+            windowz = ["1h"]
+            [server]
+            listen = 5
+            [node]
+            snapshot_interval_ms = 1
+            colour = "red"
+            [serverr]
+        "#;
+        let err = Config::from_toml_str("bad.toml", text, &[]).unwrap_err();
+        let msg = err.to_string();
+        for needle in [
+            "datadir",
+            "engine.windowz",
+            "engine.bucket_secs",
+            "server.listen",
+            "node.snapshot_interval_ms",
+            "node.colour",
+            "serverr",
+        ] {
+            assert!(msg.contains(needle), "missing {needle} in:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn env_overrides_win_over_the_file() {
+        let env = vec![
+            (
+                "TOPSELLERS_SERVER__LISTEN".to_string(),
+                "127.0.0.1:9999".to_string(),
+            ),
+            (
+                "TOPSELLERS_NODE__IDLE_ADVANCE".to_string(),
+                "false".to_string(),
+            ),
+            ("TOPSELLERS_DATA_DIR".to_string(), "/tmp/x".to_string()),
+        ];
+        let c = Config::from_toml_str("t", "[server]\nlisten = \"127.0.0.1:1\"\n", &env).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9999");
+        assert!(!c.node.idle_advance);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+}

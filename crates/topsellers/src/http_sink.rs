@@ -1,0 +1,49 @@
+//! `POST /v1/purchases` on an embedded node: parse and validate the body, then hand it to the node thread and
+//! answer once the accepted events are durable.
+
+use crate::node::wall_clock_ms;
+use crate::runner::{NodeHandle, SubmitFailure};
+use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use topsellers_ingest::{parse_http_body, Limits};
+use topsellers_server::{PurchaseSink, RejectedRecord, SubmitError, SubmitReport};
+
+pub struct NodeSink {
+    pub node: NodeHandle,
+    pub limits: Limits,
+}
+
+impl PurchaseSink for NodeSink {
+    fn submit(
+        &self,
+        body: Bytes,
+    ) -> Pin<Box<dyn Future<Output = Result<SubmitReport, SubmitError>> + Send>> {
+        let node = self.node.clone();
+        let limits = self.limits.clone();
+        Box::pin(async move {
+            let parsed = parse_http_body(&body, &limits, wall_clock_ms());
+            let outcome = node.submit(parsed, "http").await.map_err(|e| match e {
+                SubmitFailure::Busy | SubmitFailure::Closed => {
+                    SubmitError::Unavailable(e.to_string())
+                }
+                SubmitFailure::Failed(msg) => SubmitError::Unavailable(msg),
+            })?;
+            Ok(SubmitReport {
+                accepted: outcome.accepted,
+                duplicates: outcome.duplicates,
+                skipped: outcome.skipped.values().sum(),
+                rejected: outcome
+                    .rejected
+                    .into_iter()
+                    .map(|l| RejectedRecord {
+                        location: l.location,
+                        field: l.field,
+                        reason: l.reason.as_str().to_string(),
+                        message: l.message,
+                    })
+                    .collect(),
+            })
+        })
+    }
+}

@@ -1,0 +1,358 @@
+//! The embedded node: the one place that admits events, logs them durably, keeps the aggregator current,
+//! publishes results and writes checkpoints.
+//!
+//! Order of work for a batch: the engine admits each event (accepted, duplicate or late), the accepted ones are
+//! appended to the log in one transaction, and only then does the caller hear back. The engine is a pure function
+//! of the log, so a restart rebuilds it from the last checkpoint plus the log behind it and lands in exactly the
+//! state an uninterrupted run would have. If the append fails, the in-memory engine is ahead of the log; it is
+//! rebuilt from the store before anything else happens, and the caller gets the error (no OK, nothing counted).
+
+use crate::config::Config;
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+use topsellers_engine::{Admission, Engine, EngineConfig};
+use topsellers_ingest::{Parsed, SkipReason};
+use topsellers_model::{DeadLetter, LogRecord, RejectReason, Snapshot};
+use topsellers_server::{Metrics, Results};
+use topsellers_store::{DeadLetterFile, EmbeddedStore};
+
+/// Meta key under which the engine settings the data directory was built with are kept.
+const ENGINE_SETTINGS_KEY: &str = "engine_settings";
+
+/// What happened to one submitted batch.
+#[derive(Debug, Default, Clone)]
+pub struct BatchOutcome {
+    pub accepted: u64,
+    pub refunds: u64,
+    pub duplicates: u64,
+    pub skipped: BTreeMap<&'static str, u64>,
+    pub rejected: Vec<DeadLetter>,
+}
+
+impl BatchOutcome {
+    pub fn add(&mut self, other: &BatchOutcome) {
+        self.accepted += other.accepted;
+        self.refunds += other.refunds;
+        self.duplicates += other.duplicates;
+        for (k, v) in &other.skipped {
+            *self.skipped.entry(k).or_default() += v;
+        }
+    }
+}
+
+pub fn skip_reason_label(reason: &SkipReason) -> &'static str {
+    match reason {
+        SkipReason::Excluded => "excluded",
+        SkipReason::NotASale => "not_a_sale",
+        SkipReason::BlankLine => "blank_line",
+    }
+}
+
+pub struct NodeCore {
+    store: EmbeddedStore,
+    engine: Engine,
+    engine_config: EngineConfig,
+    dead_letters: DeadLetterFile,
+    metrics: Arc<Metrics>,
+    currency: String,
+    version: u64,
+    last_checkpoint: Instant,
+    records_since_checkpoint: u64,
+    checkpoint_interval_secs: u64,
+    checkpoint_every_records: u64,
+    changed_since_snapshot: bool,
+    /// Wall time of the oldest append not yet visible in a published snapshot: the start of the freshness lag.
+    oldest_unpublished_append_ms: Option<i64>,
+}
+
+impl NodeCore {
+    /// Opens the data directory and brings the aggregator up to date: last checkpoint, then the log behind it.
+    pub fn open(config: &Config, metrics: Arc<Metrics>) -> Result<NodeCore> {
+        let dir = &config.data_dir;
+        let mut store = EmbeddedStore::open(dir)
+            .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
+        let settings = engine_settings_fingerprint(&config.engine);
+        match store.get_meta(ENGINE_SETTINGS_KEY)? {
+            Some(stored) if stored != settings => anyhow::bail!(
+                "the data directory {} was built with other engine settings ({stored}) than the config has \
+                 ({settings}); keep the old [engine] settings, or use a new data_dir and replay the inputs into it",
+                dir.display()
+            ),
+            Some(_) => {}
+            None => store.set_meta(ENGINE_SETTINGS_KEY, &settings)?,
+        }
+        let started = Instant::now();
+        let (mut engine, covers_seq) = match store.load_checkpoint()? {
+            Some(cp) => (
+                Engine::restore(config.engine.clone(), &cp.state).with_context(|| {
+                    format!("cannot restore the checkpoint in {}", dir.display())
+                })?,
+                cp.covers_seq,
+            ),
+            None => (Engine::new(config.engine.clone())?, 0),
+        };
+        let mut replayed = 0u64;
+        store.read_after(covers_seq, &mut |_, records| {
+            for r in &records {
+                engine.apply(r);
+            }
+            replayed += records.len() as u64;
+            Ok(())
+        })?;
+        let version = store.load_results()?.map_or(0, |s| s.version);
+        if covers_seq > 0 || replayed > 0 {
+            tracing::info!(
+                data_dir = %dir.display(),
+                checkpoint_seq = covers_seq,
+                replayed_records = replayed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "recovered aggregator state"
+            );
+        }
+        let dead_letters = DeadLetterFile::open(dir)?;
+        Ok(NodeCore {
+            store,
+            engine,
+            engine_config: config.engine.clone(),
+            dead_letters,
+            metrics,
+            currency: config.limits.currency.clone(),
+            version,
+            last_checkpoint: Instant::now(),
+            records_since_checkpoint: replayed,
+            checkpoint_interval_secs: config.node.checkpoint_interval_secs,
+            checkpoint_every_records: config.node.checkpoint_every_records,
+            changed_since_snapshot: true,
+            oldest_unpublished_append_ms: None,
+        })
+    }
+
+    pub fn dead_letter_path(&self) -> std::path::PathBuf {
+        self.dead_letters.path().to_path_buf()
+    }
+
+    /// Admits, logs and accounts one batch of parsed records. Returns only once accepted events are durable.
+    pub fn ingest(
+        &mut self,
+        items: Vec<Parsed>,
+        source: &'static str,
+        tick_ms: Option<i64>,
+    ) -> Result<BatchOutcome> {
+        let mut outcomes = self.ingest_groups(vec![(items, source)], tick_ms)?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
+
+    /// Like [`NodeCore::ingest`] for several submissions at once, written with one log append (group commit);
+    /// each submission gets its own outcome.
+    pub fn ingest_groups(
+        &mut self,
+        groups: Vec<(Vec<Parsed>, &'static str)>,
+        tick_ms: Option<i64>,
+    ) -> Result<Vec<BatchOutcome>> {
+        let now_ms = wall_clock_ms();
+        let mut records = Vec::with_capacity(groups.iter().map(|g| g.0.len()).sum::<usize>() + 1);
+        if let Some(now) = tick_ms {
+            self.engine.tick(now);
+            records.push(LogRecord::Tick { now_ms: now });
+        }
+        let mut outcomes = Vec::with_capacity(groups.len());
+        for (items, source) in groups {
+            let mut outcome = BatchOutcome::default();
+            self.metrics.inc_received(source, items.len() as u64);
+            for item in items {
+                match item {
+                    Parsed::Event(ev) => match self.engine.admit(&ev) {
+                        Admission::Accepted => {
+                            outcome.accepted += 1;
+                            if ev.is_refund() {
+                                outcome.refunds += 1;
+                            }
+                            records.push(LogRecord::Event(ev));
+                        }
+                        Admission::Duplicate => outcome.duplicates += 1,
+                        Admission::Late { watermark_ms } => {
+                            outcome
+                                .rejected
+                                .push(late_letter(&ev, watermark_ms, source, now_ms));
+                        }
+                    },
+                    Parsed::Skipped(reason) => {
+                        *outcome
+                            .skipped
+                            .entry(skip_reason_label(&reason))
+                            .or_default() += 1;
+                    }
+                    Parsed::Rejected(letter) => outcome.rejected.push(letter),
+                }
+            }
+            outcomes.push(outcome);
+        }
+        if !records.is_empty() {
+            if let Err(e) = self.store.append(&records) {
+                self.metrics.inc_log_append_errors(1);
+                // The engine already counted events the log does not hold: rebuild it from what is durable.
+                self.rebuild_engine_from_store()
+                    .context("rebuilding the aggregator after a failed log append")?;
+                return Err(e)
+                    .context("cannot append to the event log; nothing of this batch was accepted");
+            }
+            self.metrics.inc_log_appends(1);
+            self.records_since_checkpoint += records.len() as u64;
+            self.changed_since_snapshot = true;
+            self.oldest_unpublished_append_ms.get_or_insert(now_ms);
+        }
+        for outcome in &outcomes {
+            if !outcome.rejected.is_empty() {
+                // Dead letters are at-least-once: a crash between the log append and this write can only lose
+                // the dead-letter copy of a record that was rejected anyway, never an accepted event.
+                if let Err(e) = self.dead_letters.write(&outcome.rejected) {
+                    tracing::error!(error = %e, path = %self.dead_letters.path().display(), "cannot write dead letters");
+                }
+                for l in &outcome.rejected {
+                    self.metrics.inc_rejected(l.reason, 1);
+                }
+            }
+            self.metrics.inc_accepted(outcome.accepted);
+            self.metrics.inc_refunds_accepted(outcome.refunds);
+            self.metrics.inc_duplicates(outcome.duplicates);
+            for (reason, n) in &outcome.skipped {
+                self.metrics.inc_skipped(reason, *n);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn rebuild_engine_from_store(&mut self) -> Result<()> {
+        let (mut engine, covers) = match self.store.load_checkpoint()? {
+            Some(cp) => (
+                Engine::restore(self.engine_config.clone(), &cp.state)?,
+                cp.covers_seq,
+            ),
+            None => (Engine::new(self.engine_config.clone())?, 0),
+        };
+        self.store.read_after(covers, &mut |_, records| {
+            for r in &records {
+                engine.apply(r);
+            }
+            Ok(())
+        })?;
+        self.engine = engine;
+        self.changed_since_snapshot = true;
+        Ok(())
+    }
+
+    /// Computes new results if anything changed (or always when `force`), and publishes them.
+    pub fn publish_snapshot(&mut self, results: &Results, force: bool) -> Option<Snapshot> {
+        if !self.changed_since_snapshot && !force {
+            return None;
+        }
+        self.version += 1;
+        let snap = self
+            .engine
+            .snapshot(self.version, wall_clock_ms(), &self.currency);
+        self.changed_since_snapshot = false;
+        let stats = self.engine.stats();
+        for (name, value) in [
+            ("engine_items", stats.items),
+            ("engine_categories", stats.categories),
+            ("engine_series", stats.series),
+            ("engine_buckets", stats.buckets),
+            ("engine_bucket_entries", stats.bucket_entries),
+            ("engine_dedup_ids", stats.dedup_ids),
+            ("engine_approx_state_bytes", stats.approx_state_bytes),
+        ] {
+            self.metrics.set_gauge(name, value as i64);
+        }
+        results.publish(snap.clone());
+        if let Some(appended) = self.oldest_unpublished_append_ms.take() {
+            self.metrics
+                .set_gauge("last_event_to_visible_ms", wall_clock_ms() - appended);
+        }
+        Some(snap)
+    }
+
+    /// True when a checkpoint is due by time or by volume.
+    pub fn checkpoint_due(&self) -> bool {
+        self.records_since_checkpoint > 0
+            && (self.records_since_checkpoint >= self.checkpoint_every_records
+                || self.last_checkpoint.elapsed().as_secs() >= self.checkpoint_interval_secs)
+    }
+
+    /// Writes the aggregator state with the log position it covers, plus the results; truncates the log.
+    pub fn checkpoint(&mut self, results: &Results) -> Result<()> {
+        let started = Instant::now();
+        let covers_seq = self.store.last_seq()?;
+        let state = self.engine.checkpoint();
+        let snap = match results.current() {
+            Some(s) if !self.changed_since_snapshot => (*s).clone(),
+            _ => self
+                .publish_snapshot(results, true)
+                .expect("forced snapshot"),
+        };
+        if let Err(e) = self.store.save_checkpoint(covers_seq, &state, &snap) {
+            self.metrics.inc_checkpoint_errors();
+            return Err(e).context("cannot write a checkpoint");
+        }
+        self.metrics.inc_checkpoints();
+        self.records_since_checkpoint = 0;
+        self.last_checkpoint = Instant::now();
+        tracing::debug!(
+            covers_seq,
+            state_bytes = state.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "checkpoint written"
+        );
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn late_letter(
+    ev: &topsellers_model::PurchaseEvent,
+    watermark_ms: i64,
+    source: &str,
+    now_ms: i64,
+) -> DeadLetter {
+    DeadLetter {
+        source: source.to_string(),
+        location: ev
+            .event_id
+            .as_ref()
+            .map_or_else(|| "event without id".to_string(), |id| format!("event {id}")),
+        field: Some("time".into()),
+        reason: RejectReason::Late,
+        message: format!(
+            "event time {} is older than the watermark {} (newest event time minus engine.allowed_lateness_secs); \
+             raise engine.allowed_lateness_secs if such delays are normal",
+            fmt_ms(ev.event_time_ms),
+            fmt_ms(watermark_ms)
+        ),
+        record: serde_json::to_string(ev).unwrap_or_default(),
+        at_ms: now_ms,
+    }
+}
+
+/// The engine settings that change the meaning of a checkpoint; a data dir is bound to them.
+fn engine_settings_fingerprint(c: &EngineConfig) -> String {
+    format!(
+        "bucket_secs={} windows={} top_k={}",
+        c.bucket_secs,
+        c.windows.join(","),
+        c.top_k
+    )
+}
+
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn fmt_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| format!("{ms} ms"), |t| t.to_string())
+}

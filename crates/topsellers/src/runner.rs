@@ -1,0 +1,191 @@
+//! Runs a [`NodeCore`] on its own thread: submissions from HTTP and the demo generator arrive over a bounded
+//! channel, are written to the log together (group commit: one fsync for everything that queued up meanwhile),
+//! and each submitter hears back once its events are durable. The thread also publishes snapshots, offers the
+//! wall clock to the aggregator when idle advance is on, and writes checkpoints.
+
+use crate::config::NodeConfig;
+use crate::node::{wall_clock_ms, BatchOutcome, NodeCore};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use topsellers_ingest::Parsed;
+use topsellers_server::Results;
+
+pub type Reply = oneshot::Sender<Result<BatchOutcome, String>>;
+
+enum Command {
+    Ingest {
+        items: Vec<Parsed>,
+        source: &'static str,
+        reply: Reply,
+    },
+    Shutdown,
+}
+
+/// A cheap handle to submit work to the node thread.
+#[derive(Clone)]
+pub struct NodeHandle {
+    tx: SyncSender<Command>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitFailure {
+    #[error("the node is busy: its queue is full; retry shortly")]
+    Busy,
+    #[error("the node is shutting down")]
+    Closed,
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl NodeHandle {
+    /// Submits a batch and waits (asynchronously) until it is durable.
+    pub async fn submit(
+        &self,
+        items: Vec<Parsed>,
+        source: &'static str,
+    ) -> Result<BatchOutcome, SubmitFailure> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Command::Ingest {
+            items,
+            source,
+            reply,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(SubmitFailure::Busy),
+            Err(TrySendError::Disconnected(_)) => return Err(SubmitFailure::Closed),
+        }
+        match rx.await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err(SubmitFailure::Failed(e)),
+            Err(_) => Err(SubmitFailure::Closed),
+        }
+    }
+}
+
+pub struct NodeThread {
+    handle: NodeHandle,
+    join: JoinHandle<()>,
+}
+
+impl NodeThread {
+    pub fn start(core: NodeCore, results: Results, config: NodeConfig, tick: bool) -> NodeThread {
+        let (tx, rx) = mpsc::sync_channel::<Command>(1024);
+        let join = std::thread::Builder::new()
+            .name("topsellers-node".into())
+            .spawn(move || run(core, rx, results, config, tick))
+            .expect("spawning the node thread");
+        NodeThread {
+            handle: NodeHandle { tx },
+            join,
+        }
+    }
+
+    pub fn handle(&self) -> NodeHandle {
+        self.handle.clone()
+    }
+
+    /// Stops after the work already queued, with a final snapshot and checkpoint.
+    pub fn shutdown(self) {
+        let _ = self.handle.tx.send(Command::Shutdown);
+        let _ = self.join.join();
+    }
+}
+
+fn run(
+    mut core: NodeCore,
+    rx: mpsc::Receiver<Command>,
+    results: Results,
+    config: NodeConfig,
+    tick: bool,
+) {
+    let snapshot_every = Duration::from_millis(config.snapshot_interval_ms);
+    let tick_every = Duration::from_millis(config.tick_interval_ms);
+    let mut next_snapshot = Instant::now();
+    let mut next_tick = Instant::now();
+    core.publish_snapshot(&results, true);
+    let mut shutting_down = false;
+    while !shutting_down {
+        let now = Instant::now();
+        let deadline = if tick {
+            next_snapshot.min(next_tick)
+        } else {
+            next_snapshot
+        };
+        let first = match rx.recv_timeout(deadline.saturating_duration_since(now)) {
+            Ok(cmd) => Some(cmd),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        // Group commit: take everything that is already waiting, up to the batch limit.
+        let mut batch: Vec<Parsed> = Vec::new();
+        let mut waiters: Vec<(Reply, usize, usize, &'static str)> = Vec::new();
+        let mut pending = first;
+        while let Some(cmd) = pending.take() {
+            match cmd {
+                Command::Shutdown => shutting_down = true,
+                Command::Ingest {
+                    items,
+                    source,
+                    reply,
+                } => {
+                    let start = batch.len();
+                    batch.extend(items);
+                    waiters.push((reply, start, batch.len(), source));
+                }
+            }
+            if batch.len() < config.max_batch_records && !shutting_down {
+                pending = rx.try_recv().ok();
+            }
+        }
+        let tick_ms = if tick && Instant::now() >= next_tick {
+            next_tick = Instant::now() + tick_every;
+            Some(wall_clock_ms())
+        } else {
+            None
+        };
+        if !waiters.is_empty() || tick_ms.is_some() {
+            process(&mut core, batch, waiters, tick_ms);
+        }
+        if Instant::now() >= next_snapshot || shutting_down {
+            core.publish_snapshot(&results, false);
+            next_snapshot = Instant::now() + snapshot_every;
+        }
+        if core.checkpoint_due() || shutting_down {
+            if let Err(e) = core.checkpoint(&results) {
+                tracing::error!(error = format!("{e:#}"), "checkpoint failed; will retry");
+            }
+        }
+    }
+}
+
+/// Ingests everything that queued up with one log append and answers each waiter with its own outcome.
+fn process(
+    core: &mut NodeCore,
+    batch: Vec<Parsed>,
+    waiters: Vec<(Reply, usize, usize, &'static str)>,
+    tick_ms: Option<i64>,
+) {
+    let mut iter = batch.into_iter();
+    let mut groups = Vec::with_capacity(waiters.len());
+    let mut replies = Vec::with_capacity(waiters.len());
+    for (reply, start, end, source) in waiters {
+        groups.push((iter.by_ref().take(end - start).collect::<Vec<_>>(), source));
+        replies.push(reply);
+    }
+    match core.ingest_groups(groups, tick_ms) {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tracing::error!(error = msg, "batch not accepted");
+            for reply in replies {
+                let _ = reply.send(Err(msg.clone()));
+            }
+        }
+    }
+}
