@@ -6,6 +6,7 @@ use crate::exclude::{normalise_item_id, Exclusions};
 use crate::fields::{mapped_names, Field, FieldValue, FieldValues, FIELD_COUNT};
 use crate::time::{parse_rfc3339_utc, TimeParser};
 use crate::{IngestError, Parsed, SkipReason};
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::fmt;
 use topsellers_model::{
@@ -67,7 +68,23 @@ pub struct RecordBuilder {
     exclusions: Exclusions,
     refund_prefix: Option<String>,
     category_prefix: String,
-    last_category: Option<(String, CategoryPath)>,
+    /// Raw category text -> parsed path. Files hold few distinct categories, and parsing one
+    /// (normalising case and spaces) costs more than the rest of the record.
+    categories: FxHashMap<String, CategoryPath>,
+}
+
+/// Bound on the category cache; beyond it the cache starts over rather than grow without limit.
+const MAX_CACHED_CATEGORIES: usize = 100_000;
+
+/// `str::trim`, skipped when the ends are plainly not whitespace: most values need no trimming,
+/// and the Unicode-aware trim is a measurable share of the per-record cost.
+fn trim(s: &str) -> &str {
+    let plain = |b: u8| b.is_ascii() && !b.is_ascii_whitespace();
+    match s.as_bytes() {
+        [first, .., last] if plain(*first) && plain(*last) => s,
+        [only] if plain(*only) => s,
+        _ => s.trim(),
+    }
 }
 
 fn clip(s: &str, max_chars: usize) -> Cow<'_, str> {
@@ -138,7 +155,7 @@ impl RecordBuilder {
             exclusions: Exclusions::new(&input.exclude_items, input.item_id_case),
             refund_prefix: input.refund_marker.as_ref().map(|m| m.prefix.clone()),
             category_prefix,
-            last_category: None,
+            categories: FxHashMap::default(),
         })
     }
 
@@ -263,7 +280,7 @@ impl RecordBuilder {
     ) -> Result<Option<Cow<'v, str>>, Refusal> {
         Ok(match self.text(values, field, expected)? {
             None => None,
-            Some(Cow::Borrowed(s)) => Some(s.trim()).filter(|s| !s.is_empty()).map(Cow::Borrowed),
+            Some(Cow::Borrowed(s)) => Some(trim(s)).filter(|s| !s.is_empty()).map(Cow::Borrowed),
             Some(Cow::Owned(s)) => Some(s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .map(Cow::Owned),
@@ -568,10 +585,8 @@ impl RecordBuilder {
             // An unmapped or empty category counts in the site-wide list only.
             return Ok(CategoryPath::site_wide());
         };
-        if let Some((last_raw, last_path)) = &self.last_category {
-            if *last_raw == *raw {
-                return Ok(last_path.clone());
-            }
+        if let Some(path) = self.categories.get(raw.as_ref()) {
+            return Ok(path.clone());
         }
         let parsed = if self.category_prefix.is_empty() {
             CategoryPath::parse(&raw)
@@ -580,7 +595,10 @@ impl RecordBuilder {
         };
         match parsed {
             Ok(path) => {
-                self.last_category = Some((raw.into_owned(), path.clone()));
+                if self.categories.len() >= MAX_CACHED_CATEGORIES {
+                    self.categories.clear();
+                }
+                self.categories.insert(raw.into_owned(), path.clone());
                 Ok(path)
             }
             Err(e) => Err(self.refuse(

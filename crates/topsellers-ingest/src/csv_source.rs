@@ -222,6 +222,14 @@ impl<R: Read> CsvSource<R> {
             ));
         }
         let mut values = FieldValues::new();
+        let record_len = if fields == 0 {
+            0
+        } else {
+            self.ends[fields - 1]
+        };
+        // One UTF-8 check per record is much cheaper than one per field; only when it fails are
+        // fields checked one by one, so that just the bad (mapped) field is blamed.
+        let whole = std::str::from_utf8(&self.out[..record_len]).ok();
         for field in Field::ALL {
             let Some(column) = self.columns[field.index()] else {
                 continue;
@@ -231,12 +239,16 @@ impl<R: Read> CsvSource<R> {
             } else {
                 self.ends[column - 1]
             };
-            let bytes = &self.out[start..self.ends[column]];
-            let value = match std::str::from_utf8(bytes) {
-                Ok(text) => FieldValue::Text(text),
-                Err(_) => FieldValue::InvalidUtf8,
+            let end = self.ends[column];
+            // `get` refuses a range that splits a character across two fields.
+            let text = match whole {
+                Some(record) => record.get(start..end),
+                None => std::str::from_utf8(&self.out[start..end]).ok(),
             };
-            values.set(field, value);
+            values.set(
+                field,
+                text.map_or(FieldValue::InvalidUtf8, FieldValue::Text),
+            );
         }
         builder.build(&values, Location::Line(line))
     }

@@ -105,7 +105,10 @@ fn expected(files: &[PathBuf]) -> Expected {
 fn online_retail_by_day_reads_plausibly_and_leaks_no_customer() {
     let dir = data_dir();
     if !dir.is_dir() {
-        println!("online-retail data not found at {}; skipping", dir.display());
+        println!(
+            "online-retail data not found at {}; skipping",
+            dir.display()
+        );
         return;
     }
     let files = files(&dir);
@@ -146,7 +149,10 @@ fn online_retail_by_day_reads_plausibly_and_leaks_no_customer() {
         "online retail: {sales} sales, {refunds} refunds, skipped {skipped:?}, rejected {rejected} {reasons:?}"
     );
     for letter in letters.iter().take(5) {
-        println!("  {} {}: {}", letter.source, letter.location, letter.message);
+        println!(
+            "  {} {}: {}",
+            letter.source, letter.location, letter.message
+        );
     }
 
     let total = sales + refunds + rejected + skipped.values().sum::<usize>();
@@ -160,14 +166,20 @@ fn online_retail_by_day_reads_plausibly_and_leaks_no_customer() {
         expected.adjustments_kept
     );
     assert!(skipped[&SkipReason::Excluded] > 100, "{skipped:?}");
-    assert!(rejected * 1000 < total, "more than 0.1% rejected: {reasons:?}");
+    assert!(
+        rejected * 1000 < total,
+        "more than 0.1% rejected: {reasons:?}"
+    );
     assert!(categories.contains("united kingdom") && categories.contains("eire"));
 
     assert!(expected.customer_ids.len() > 1000);
     for letter in &letters {
         assert!(!letter.record.contains("CustomerID"), "{letter:?}");
         for id in &expected.customer_ids {
-            assert!(!letter.record.contains(id.as_str()), "CustomerID {id} in {letter:?}");
+            assert!(
+                !letter.record.contains(id.as_str()),
+                "CustomerID {id} in {letter:?}"
+            );
         }
     }
 }
