@@ -1,11 +1,11 @@
 //! [`Generator`]: the event stream over a [`Catalog`].
 
 use crate::catalog::Catalog;
+use crate::popularity::ZipfTable;
 use crate::rate::RateSchedule;
 use crate::GenConfig;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Zipf};
 use std::collections::VecDeque;
 use topsellers_model::{PurchaseEvent, TimestampMs};
 
@@ -41,6 +41,17 @@ struct Sale {
     country: &'static str,
 }
 
+/// What an original event was made of; enough to rebuild it exactly for a re-delivery.
+#[derive(Clone, Copy, Debug)]
+struct Emitted {
+    event_no: u64,
+    item: usize,
+    country: &'static str,
+    time_ms: TimestampMs,
+    quantity: i64,
+    original_time_ms: Option<TimestampMs>,
+}
+
 /// Generates purchase events: Zipf-popular items, occasional refunds of earlier sales, duplicates
 /// and late events. Deterministic: one seed and one sequence of calls give the same events.
 #[derive(Clone, Debug)]
@@ -48,11 +59,11 @@ pub struct Generator {
     config: GenConfig,
     catalog: Catalog,
     rng: StdRng,
-    leaf_rank: Zipf<f64>,
-    item_rank: Zipf<f64>,
+    leaf_rank: ZipfTable,
+    item_rank: ZipfTable,
     schedule: RateSchedule,
     next_event_no: u64,
-    recent: VecDeque<PurchaseEvent>,
+    recent: VecDeque<Emitted>,
     refundable: Vec<Sale>,
 }
 
@@ -61,19 +72,14 @@ impl Generator {
     /// [`GenConfig::validate`]; out-of-range values are clamped rather than panicking.
     pub fn new(config: GenConfig) -> Generator {
         let catalog = Catalog::build(&config);
-        let zipf = |n: usize, exponent: f64| {
-            let exponent = if exponent.is_finite() {
-                exponent.clamp(0.0, 10.0)
-            } else {
-                1.0
-            };
-            Zipf::new(n.max(1) as u64, exponent).expect("n >= 1 and exponent >= 0 are valid")
+        let item_exponent = if config.zipf_exponent.is_finite() {
+            config.zipf_exponent.clamp(0.0, 10.0)
+        } else {
+            1.0
         };
-        let leaf_rank = zipf(catalog.leaves().len(), LEAF_ZIPF_EXPONENT);
-        let item_rank = zipf(
-            catalog.leaves()[0].items_by_popularity.len(),
-            config.zipf_exponent,
-        );
+        let leaf_rank = ZipfTable::new(catalog.leaves().len(), LEAF_ZIPF_EXPONENT);
+        let item_rank =
+            ZipfTable::new(catalog.leaves()[0].items_by_popularity.len(), item_exponent);
         let schedule = RateSchedule::new(config.seed, config.pattern, config.rate_per_sec);
         Generator {
             rng: StdRng::seed_from_u64(config.seed),
@@ -95,22 +101,23 @@ impl Generator {
         let c = &self.config;
         let (dup, refund, late) = (c.duplicate_fraction, c.refund_fraction, c.late_fraction);
         let draw: f64 = self.rng.gen();
-        if draw < dup {
-            if let Some(copy) = self.duplicate() {
-                return copy;
-            }
-        } else if draw < dup + refund {
-            if let Some(refund) = self.refund(now_ms) {
-                return self.remember(refund);
-            }
-        } else if draw < dup + refund + late {
+        let emitted = if draw < dup && !self.recent.is_empty() {
+            let i = self.rng.gen_range(0..self.recent.len());
+            return self.event(self.recent[i]);
+        } else if draw >= dup && draw < dup + refund {
+            // Falls back to a sale while there is nothing to refund yet.
+            self.refund(now_ms).unwrap_or_else(|| self.sale(now_ms))
+        } else if draw >= dup + refund && draw < dup + refund + late {
             let back = self.rng.gen_range(LATE_MIN_MS..=LATE_MAX_MS);
-            let sale = self.sale(now_ms - back);
-            return self.remember(sale);
+            self.sale(now_ms - back)
+        } else {
+            self.sale(now_ms)
+        };
+        if self.recent.len() == RECENT_EVENTS {
+            self.recent.pop_front();
         }
-        // Also the fallback when there is nothing to duplicate or refund yet.
-        let sale = self.sale(now_ms);
-        self.remember(sale)
+        self.recent.push_back(emitted);
+        self.event(emitted)
     }
 
     /// How many events are due in `(elapsed_ms, elapsed_ms + step_ms]` per the rate pattern. A function
@@ -128,17 +135,19 @@ impl Generator {
         &self.config
     }
 
-    fn new_event_id(&mut self) -> String {
-        let id = format!("g-{}-{}", self.config.seed, self.next_event_no);
+    fn take_event_no(&mut self) -> u64 {
+        let no = self.next_event_no;
         self.next_event_no += 1;
-        id
+        no
     }
 
-    fn sale(&mut self, time_ms: TimestampMs) -> PurchaseEvent {
-        let leaf_rank = self.leaf_rank.sample(&mut self.rng) as usize - 1;
-        let item_rank = self.item_rank.sample(&mut self.rng) as usize - 1;
-        let leaf = self.catalog.leaf_by_popularity(leaf_rank);
-        let item = leaf.items_by_popularity[item_rank];
+    fn sale(&mut self, time_ms: TimestampMs) -> Emitted {
+        let leaf_rank = self.leaf_rank.sample(&mut self.rng);
+        let item_rank = self.item_rank.sample(&mut self.rng);
+        let item = self
+            .catalog
+            .leaf_by_popularity(leaf_rank)
+            .items_by_popularity[item_rank];
         let quantity = weighted(&mut self.rng, QUANTITY_WEIGHTS);
         let country = weighted(&mut self.rng, COUNTRIES);
         let sale = Sale {
@@ -153,12 +162,18 @@ impl Generator {
             let slot = self.rng.gen_range(0..REFUNDABLE_SALES);
             self.refundable[slot] = sale;
         }
-        let event_id = self.new_event_id();
-        self.event(event_id, sale, time_ms, quantity, None)
+        Emitted {
+            event_no: self.take_event_no(),
+            item,
+            country,
+            time_ms,
+            quantity,
+            original_time_ms: None,
+        }
     }
 
     /// Refunds part or all of a remembered sale, at most once per sale so net units never go negative.
-    fn refund(&mut self, now_ms: TimestampMs) -> Option<PurchaseEvent> {
+    fn refund(&mut self, now_ms: TimestampMs) -> Option<Emitted> {
         if self.refundable.is_empty() {
             return None;
         }
@@ -170,47 +185,29 @@ impl Generator {
         }
         self.refundable.swap_remove(slot);
         let units = self.rng.gen_range(1..=sale.quantity);
-        let event_id = self.new_event_id();
-        Some(self.event(event_id, sale, now_ms, -units, Some(sale.time_ms)))
+        Some(Emitted {
+            event_no: self.take_event_no(),
+            item: sale.item,
+            country: sale.country,
+            time_ms: now_ms,
+            quantity: -units,
+            original_time_ms: Some(sale.time_ms),
+        })
     }
 
-    fn duplicate(&mut self) -> Option<PurchaseEvent> {
-        if self.recent.is_empty() {
-            return None;
-        }
-        let i = self.rng.gen_range(0..self.recent.len());
-        Some(self.recent[i].clone())
-    }
-
-    /// Keeps an original (never a duplicate) for later re-delivery, and hands it back.
-    fn remember(&mut self, event: PurchaseEvent) -> PurchaseEvent {
-        if self.recent.len() == RECENT_EVENTS {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(event.clone());
-        event
-    }
-
-    fn event(
-        &self,
-        event_id: String,
-        sale: Sale,
-        time_ms: TimestampMs,
-        quantity: i64,
-        original_time_ms: Option<TimestampMs>,
-    ) -> PurchaseEvent {
-        let item = &self.catalog.items()[sale.item];
+    fn event(&self, e: Emitted) -> PurchaseEvent {
+        let item = &self.catalog.items()[e.item];
         PurchaseEvent {
-            event_id: Some(event_id),
-            event_time_ms: time_ms,
-            original_time_ms,
+            event_id: Some(format!("g-{}-{}", self.config.seed, e.event_no)),
+            event_time_ms: e.time_ms,
+            original_time_ms: e.original_time_ms,
             item_id: item.id.clone(),
             item_name: Some(item.name.clone()),
             category: item.category.clone(),
-            quantity,
+            quantity: e.quantity,
             unit_price_minor: item.unit_price_minor,
             currency: self.config.currency.clone(),
-            country: Some(sale.country.to_string()),
+            country: Some(e.country.to_string()),
         }
     }
 }

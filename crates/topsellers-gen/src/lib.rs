@@ -28,6 +28,7 @@
 mod catalog;
 mod config;
 mod generator;
+mod popularity;
 mod rate;
 mod words;
 mod write;
