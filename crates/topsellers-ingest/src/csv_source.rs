@@ -66,6 +66,7 @@ impl<R: Read> CsvSource<R> {
         delimiter: u8,
         has_header: bool,
         max_record_bytes: usize,
+        optional_columns_may_be_absent: bool,
         builder: &RecordBuilder,
     ) -> Result<Self, IngestError> {
         let mut source = CsvSource {
@@ -123,6 +124,7 @@ impl<R: Read> CsvSource<R> {
                 };
                 match header.iter().position(|h| h == name.trim()) {
                     Some(i) => source.columns[field.index()] = Some(i),
+                    None if optional_columns_may_be_absent && !field.is_required() => {}
                     None => {
                         let key = match field {
                             Field::RefundMarker => "input.refund_marker.field".to_string(),

@@ -38,6 +38,14 @@ impl Field {
         Field::RefundMarker,
     ];
 
+    /// Fields every record must have; the others are optional.
+    pub fn is_required(self) -> bool {
+        matches!(
+            self,
+            Field::Time | Field::ItemId | Field::Quantity | Field::UnitPrice
+        )
+    }
+
     pub fn index(self) -> usize {
         self as usize
     }

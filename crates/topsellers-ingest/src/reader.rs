@@ -75,6 +75,9 @@ impl FileReader {
                 input.csv_delimiter as u8,
                 input.csv_has_header,
                 input.max_record_bytes,
+                // With the default (canonical) mapping, files need only the required columns: a file without
+                // event ids, names or original times is normal. A mapping the user wrote is held to the letter.
+                input.fields == crate::config::FieldMapping::canonical(),
                 &builder,
             )?),
         };
