@@ -9,7 +9,7 @@
 use crate::dir_lock::DirLock;
 use crate::error::sql_err;
 use crate::{log_codec, schema, StoreError};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,7 +54,8 @@ pub struct EmbeddedStore {
     conn: Connection,
     path: PathBuf,
     dir: PathBuf,
-    _lock: DirLock,
+    /// `None` for a read-only handle, which shares the directory with the process that holds it.
+    lock: Option<DirLock>,
 }
 
 impl EmbeddedStore {
@@ -78,8 +79,58 @@ impl EmbeddedStore {
             conn,
             path,
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock: Some(lock),
         })
+    }
+
+    /// Opens an existing store for reading only, without the directory lock, so a command like
+    /// `topsellers results` can look at a data directory while a node is running on it (WAL lets one
+    /// writer and many readers share the file). The write methods return [`StoreError::ReadOnly`].
+    pub fn open_read_only(dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing { path });
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(sql_err(&path))?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(sql_err(&path))?;
+        if found > schema::SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path,
+                found,
+                supported: schema::SCHEMA_VERSION,
+            });
+        }
+        if found < schema::SCHEMA_VERSION {
+            // Only a writer migrates; an old database read with today's queries would fail obscurely.
+            return Err(StoreError::OlderSchema {
+                path,
+                found,
+                supported: schema::SCHEMA_VERSION,
+            });
+        }
+        Ok(EmbeddedStore {
+            conn,
+            path,
+            dir: dir.to_path_buf(),
+            lock: None,
+        })
+    }
+
+    /// True for a handle from [`EmbeddedStore::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.lock.is_none()
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match self.lock {
+            Some(_) => Ok(()),
+            None => Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+            }),
+        }
     }
 
     /// The data directory.
@@ -96,6 +147,7 @@ impl EmbeddedStore {
     /// strictly increasing, never reused even after truncation. An empty batch still makes an entry,
     /// so every successful call has its own seq.
     pub fn append(&mut self, records: &[LogRecord]) -> Result<u64, StoreError> {
+        self.check_writable()?;
         let (body, checksum) = log_codec::encode(records).map_err(|e| StoreError::Encode {
             what: "log records",
             detail: e.to_string(),
@@ -170,6 +222,7 @@ impl EmbeddedStore {
         state: &[u8],
         results: &Snapshot,
     ) -> Result<(), StoreError> {
+        self.check_writable()?;
         let snapshot_json = serde_json::to_string(results).map_err(|e| StoreError::Encode {
             what: "the results snapshot",
             detail: e.to_string(),
@@ -277,6 +330,7 @@ impl EmbeddedStore {
 
     /// Sets one metadata value; durable on return.
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.check_writable()?;
         self.conn
             .execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)

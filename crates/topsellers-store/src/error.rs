@@ -24,6 +24,23 @@ pub enum StoreError {
         supported: i64,
     },
 
+    #[error(
+        "database {} has schema version {found}, older than version {supported}; open it once with \
+         `topsellers serve` (which upgrades it) before reading it read-only",
+        path.display()
+    )]
+    OlderSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+
+    #[error("no topsellers database at {}; check the data directory, or run a node on it first", path.display())]
+    Missing { path: PathBuf },
+
+    #[error("the store {} was opened read-only; open it with EmbeddedStore::open to write", path.display())]
+    ReadOnly { path: PathBuf },
+
     #[error("database {} is corrupt ({detail}); move {} away and replay the inputs", path.display(), path.display())]
     Corrupt { path: PathBuf, detail: String },
 

@@ -7,7 +7,8 @@
 //!   snapshot stored with it, and key-value metadata. See [`EmbeddedStore`].
 //! - `dead-letters.ndjson` (+ rotated `.1`, `.2`, `.3`): rejected records, one JSON per line. See
 //!   [`DeadLetterFile`].
-//! - `LOCK`: held with `flock` while a process uses the directory; holds its pid.
+//! - `LOCK`: held with `flock` while a process uses the directory; holds its pid. A read-only handle
+//!   ([`EmbeddedStore::open_read_only`]) takes no lock and can look at a directory a node is using.
 //!
 //! The recovery contract: an event got its OK only after [`EmbeddedStore::append`] returned, so after a
 //! crash `load_checkpoint` + `read_after(covers_seq)` rebuilds exactly what was acknowledged.

@@ -367,3 +367,33 @@ fn size_stays_bounded_over_many_append_and_checkpoint_cycles() {
         "directory grew from {first_cycle_peak} to {peak_after_warmup} bytes"
     );
 }
+
+#[test]
+fn a_read_only_handle_reads_beside_the_running_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = EmbeddedStore::open_read_only(dir.path()).unwrap_err();
+    assert!(matches!(missing, StoreError::Missing { .. }), "{missing}");
+
+    let mut writer = EmbeddedStore::open(dir.path()).unwrap();
+    let s1 = writer.append(&batch(1, 3)).unwrap();
+    writer.save_checkpoint(s1, b"state", &snapshot(5)).unwrap();
+    let s2 = writer.append(&batch(2, 3)).unwrap();
+
+    let mut reader = EmbeddedStore::open_read_only(dir.path()).unwrap();
+    assert!(reader.is_read_only() && !writer.is_read_only());
+    assert_eq!(reader.load_results().unwrap(), Some(snapshot(5)));
+    assert_eq!(reader.last_seq().unwrap(), s2);
+    assert_eq!(read_all(&reader, 0), vec![(s2, batch(2, 3))]);
+    // The writer goes on; the reader sees it.
+    let s3 = writer.append(&batch(3, 1)).unwrap();
+    assert_eq!(reader.last_seq().unwrap(), s3);
+
+    for err in [
+        reader.append(&batch(4, 1)).unwrap_err(),
+        reader.set_meta("k", "v").unwrap_err(),
+        reader.save_checkpoint(s3, b"x", &snapshot(6)).unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::ReadOnly { .. }), "{err}");
+    }
+    assert_eq!(writer.last_seq().unwrap(), s3);
+}
