@@ -4,12 +4,12 @@
 //! is a pre-rendered body, so the hot path allocates nothing for the body.
 
 use crate::error::ApiError;
-use crate::http::Ctx;
+use crate::http::Shared;
 use crate::query::{normalise_category, parse_n, parse_top_query};
 use crate::render;
 use crate::results::{Prepared, Rendered, DEFAULT_N};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -24,11 +24,11 @@ const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=1")
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) const AS_OF: HeaderName = HeaderName::from_static("x-topsellers-as-of");
 
-pub(crate) async fn top(State(ctx): State<Ctx>, request: Request) -> Response {
-    answer_top(&ctx, request.uri().query(), request.headers())
+pub(crate) fn top(ctx: &Shared, request: &Request) -> Response {
+    answer_top(ctx, request.uri().query(), request.headers())
 }
 
-fn answer_top(ctx: &Ctx, query: Option<&str>, headers: &HeaderMap) -> Response {
+fn answer_top(ctx: &Shared, query: Option<&str>, headers: &HeaderMap) -> Response {
     let query = match parse_top_query(query) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
@@ -141,7 +141,7 @@ fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
     })
 }
 
-pub(crate) async fn categories(State(ctx): State<Ctx>, request: Request) -> Response {
+pub(crate) fn categories(ctx: &Shared, request: &Request) -> Response {
     if request.uri().query().is_some_and(|q| !q.is_empty()) {
         return ApiError::bad_parameter(
             "query",

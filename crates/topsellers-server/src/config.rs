@@ -1,11 +1,11 @@
 //! The `[server]` section of the product configuration.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Settings of the HTTP server. Every key has a default, so an empty `[server]` section (or none) is a
 /// working configuration that serves reads and refuses writes.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on, `host:port`. Default `127.0.0.1:8080`: loopback only, so a fresh install

@@ -57,10 +57,12 @@ pub(crate) enum Route {
     Page,
     Assets,
     Unmatched,
+    /// A handler panicked, so the route it served is no longer known.
+    Unknown,
 }
 
 impl Route {
-    const ALL: [Route; 9] = [
+    const ALL: [Route; 10] = [
         Route::Top,
         Route::Categories,
         Route::Purchases,
@@ -70,6 +72,7 @@ impl Route {
         Route::Page,
         Route::Assets,
         Route::Unmatched,
+        Route::Unknown,
     ];
 
     pub(crate) fn of_path(path: &str) -> Route {
@@ -97,7 +100,7 @@ impl Route {
             Route::Metrics => "/metrics",
             Route::Page => "/",
             Route::Assets => "/assets/",
-            Route::Unmatched => "this path",
+            Route::Unmatched | Route::Unknown => "this path",
         }
     }
 
@@ -112,6 +115,7 @@ impl Route {
             Route::Page => "page",
             Route::Assets => "assets",
             Route::Unmatched => "unmatched",
+            Route::Unknown => "unknown",
         }
     }
 }

@@ -2,9 +2,8 @@
 //! outside requests.
 
 use crate::error::{ApiError, ErrorKind};
-use crate::http::Ctx;
+use crate::http::Shared;
 use crate::ServerConfig;
-use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -23,7 +22,7 @@ pub(crate) fn render_page(config: &ServerConfig) -> Bytes {
     Bytes::from(INDEX_HTML.replace(REFRESH_PLACEHOLDER, &config.page_refresh_secs.to_string()))
 }
 
-pub(crate) async fn index(State(ctx): State<Ctx>) -> Response {
+pub(crate) fn index(ctx: &Shared) -> Response {
     (
         [
             (
@@ -37,8 +36,8 @@ pub(crate) async fn index(State(ctx): State<Ctx>) -> Response {
         .into_response()
 }
 
-pub(crate) async fn asset(Path(file): Path<String>) -> Response {
-    let (content_type, body) = match file.as_str() {
+pub(crate) fn asset(file: &str) -> Response {
+    let (content_type, body) = match file {
         "app.js" => ("text/javascript; charset=utf-8", APP_JS),
         "app.css" => ("text/css; charset=utf-8", APP_CSS),
         _ => {

@@ -1,9 +1,8 @@
 //! Liveness, readiness and metrics.
 
 use crate::error::{ApiError, ErrorKind};
-use crate::http::Ctx;
+use crate::http::Shared;
 use crate::render::rfc3339;
-use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,14 +15,14 @@ fn now_ms() -> TimestampMs {
 }
 
 /// The process is up and answering.
-pub(crate) async fn healthz() -> Response {
+pub(crate) fn healthz() -> Response {
     Json(serde_json::json!({"status": "ok"})).into_response()
 }
 
 /// Ready once a snapshot was published. A stale snapshot stays ready on purpose: serving old
 /// results beats taking every server out of rotation when the aggregator is down; the age is
 /// reported so that monitoring can alert on it.
-pub(crate) async fn readyz(State(ctx): State<Ctx>) -> Response {
+pub(crate) fn readyz(ctx: &Shared) -> Response {
     match ctx.app.results.current() {
         None => ApiError::new(
             ErrorKind::Unavailable,
@@ -44,7 +43,7 @@ pub(crate) async fn readyz(State(ctx): State<Ctx>) -> Response {
     }
 }
 
-pub(crate) async fn metrics(State(ctx): State<Ctx>) -> Response {
+pub(crate) fn metrics(ctx: &Shared) -> Response {
     let snapshot = ctx.app.results.current();
     let text = ctx.app.metrics.render(snapshot.as_deref(), now_ms());
     (

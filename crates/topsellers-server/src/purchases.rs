@@ -3,24 +3,28 @@
 //! [`PurchaseSink`]: crate::PurchaseSink
 
 use crate::error::{ApiError, ErrorKind};
-use crate::http::Ctx;
+use crate::http::Shared;
 use crate::sink::{SubmitError, SubmitReport};
-use axum::extract::{Request, State};
+use crate::PurchaseSink;
+use axum::extract::Request;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::AbortHandle;
 
-pub(crate) async fn submit(State(ctx): State<Ctx>, request: Request) -> Response {
-    match accept(&ctx, request).await {
+pub(crate) async fn submit(ctx: &Shared, request: Request) -> Response {
+    match accept(ctx, request).await {
         Ok(report) => Json(report).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn accept(ctx: &Ctx, request: Request) -> Result<SubmitReport, ApiError> {
+async fn accept(ctx: &Shared, request: Request) -> Result<SubmitReport, ApiError> {
     let config = &ctx.app.config;
     let Some(token) = config.auth_token.as_deref() else {
         return Err(ApiError::new(
@@ -52,7 +56,7 @@ async fn accept(ctx: &Ctx, request: Request) -> Result<SubmitReport, ApiError> {
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let work = async move {
         let body = read_body(request, limit).await?;
-        sink.submit(body).await.map_err(|e| match e {
+        run_isolated(sink, body).await?.map_err(|e| match e {
             SubmitError::Unavailable(message) => ApiError::new(ErrorKind::Unavailable, message),
             SubmitError::BadRequest(message) => ApiError::new(ErrorKind::BadRequest, message),
         })
@@ -67,6 +71,36 @@ async fn accept(ctx: &Ctx, request: Request) -> Result<SubmitReport, ApiError> {
         )
     })??;
     nothing_valid(report)
+}
+
+/// Runs the sink on its own task, so that a panic in the node's code becomes a 500 for this
+/// request instead of unwinding through the server. Dropping the returned future (the timeout)
+/// aborts the task, as the [`PurchaseSink`](crate::PurchaseSink) contract says.
+async fn run_isolated(
+    sink: Arc<dyn PurchaseSink>,
+    body: Bytes,
+) -> Result<Result<SubmitReport, SubmitError>, ApiError> {
+    let sink_failed = || {
+        tracing::error!("the purchase sink panicked; answering 500");
+        ApiError::new(
+            ErrorKind::Internal,
+            "internal error while storing the purchases; they may not be durable, retry the request",
+        )
+    };
+    let future = std::panic::catch_unwind(AssertUnwindSafe(|| sink.submit(body)))
+        .map_err(|_| sink_failed())?;
+    let task = tokio::spawn(future);
+    let _abort_on_drop = AbortOnDrop(task.abort_handle());
+    task.await.map_err(|_| sink_failed())
+}
+
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        // A no-op when the task has finished.
+        self.0.abort();
+    }
 }
 
 /// A body in which no record was usable is the client's mistake: 400, with the reasons.

@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use bytes::Bytes;
 use common::{app_with, send, TOKEN};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use topsellers_server::{
@@ -48,8 +49,12 @@ impl PurchaseSink for LineSink {
 /// Fails, or waits for a long time, or panics: the sink outcomes the server must map.
 enum Misbehaving {
     Unavailable,
-    Slow(Duration),
+    /// Sleeps, then sets the flag (if any) and reports nothing.
+    Slow(Duration, Option<Arc<AtomicBool>>),
+    /// Panics when called.
     Panics,
+    /// Returns a future that panics when polled.
+    PanicsLater,
 }
 
 impl PurchaseSink for Misbehaving {
@@ -60,14 +65,18 @@ impl PurchaseSink for Misbehaving {
                     "the log is unavailable; retry shortly".into(),
                 ))
             }),
-            Misbehaving::Slow(delay) => {
-                let delay = *delay;
+            Misbehaving::Slow(delay, finished) => {
+                let (delay, finished) = (*delay, finished.clone());
                 Box::pin(async move {
                     tokio::time::sleep(delay).await;
+                    if let Some(flag) = finished {
+                        flag.store(true, Ordering::SeqCst);
+                    }
                     Ok(SubmitReport::default())
                 })
             }
             Misbehaving::Panics => panic!("sink bug"),
+            Misbehaving::PanicsLater => Box::pin(async { panic!("sink bug later") }),
         }
     }
 }
@@ -233,10 +242,9 @@ async fn slow_sink_times_out_with_503() {
         request_timeout_ms: 50,
         ..config()
     };
-    let app = app_with(
-        quick,
-        Some(Arc::new(Misbehaving::Slow(Duration::from_secs(30)))),
-    );
+    let finished = Arc::new(AtomicBool::new(false));
+    let sink = Misbehaving::Slow(Duration::from_millis(300), Some(finished.clone()));
+    let app = app_with(quick, Some(Arc::new(sink)));
     let a = send(&app.router, post("x\n", Some(&bearer()))).await;
     assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(a.header("retry-after"), "1");
@@ -244,6 +252,12 @@ async fn slow_sink_times_out_with_503() {
         .as_str()
         .unwrap()
         .contains("server.request_timeout_ms"));
+    // The timed-out submission was cancelled, not left running behind the client's back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "the sink kept running after the timeout"
+    );
 }
 
 #[tokio::test]
@@ -254,7 +268,10 @@ async fn concurrent_posts_beyond_the_limit_are_shed_but_reads_are_not() {
     };
     let app = app_with(
         one,
-        Some(Arc::new(Misbehaving::Slow(Duration::from_millis(500)))),
+        Some(Arc::new(Misbehaving::Slow(
+            Duration::from_millis(500),
+            None,
+        ))),
     );
     app.results.publish(common::fixture::snapshot());
     let router = app.router.clone();
@@ -280,17 +297,20 @@ async fn concurrent_posts_beyond_the_limit_are_shed_but_reads_are_not() {
 
 #[tokio::test]
 async fn a_panicking_sink_is_a_500_not_a_dropped_connection() {
-    let app = app_with(config(), Some(Arc::new(Misbehaving::Panics)));
-    let a = send(&app.router, post("x\n", Some(&bearer()))).await;
-    assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(a.json()["error"]["kind"], "internal");
-    assert!(
-        !a.text().contains("sink bug"),
-        "panic messages must not leak"
-    );
-    let metrics = common::get(&app.router, "/metrics").await.text();
-    assert!(
-        metrics.contains("topsellers_http_requests_total{route=\"purchases\",status=\"5xx\"} 1"),
-        "{metrics}"
-    );
+    for sink in [Misbehaving::Panics, Misbehaving::PanicsLater] {
+        let app = app_with(config(), Some(Arc::new(sink)));
+        let a = send(&app.router, post("x\n", Some(&bearer()))).await;
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(a.json()["error"]["kind"], "internal");
+        assert!(
+            !a.text().contains("sink bug"),
+            "panic messages must not leak"
+        );
+        let metrics = common::get(&app.router, "/metrics").await.text();
+        assert!(
+            metrics
+                .contains("topsellers_http_requests_total{route=\"purchases\",status=\"5xx\"} 1"),
+            "{metrics}"
+        );
+    }
 }
