@@ -32,7 +32,7 @@ pub struct GenConfig {
     /// Zipf exponent of item popularity within a leaf (1.0-1.2 is typical of real shops; 0 is uniform).
     /// Leaves themselves are skewed too, with a fixed milder exponent.
     pub zipf_exponent: f64,
-    /// Mean events per second.
+    /// Mean events per second (0.01 to 10 000 000).
     pub rate_per_sec: f64,
     /// `steady` or `bursty`.
     pub pattern: RatePattern,
@@ -96,9 +96,9 @@ impl GenConfig {
                 self.zipf_exponent
             ));
         }
-        if !(self.rate_per_sec.is_finite() && self.rate_per_sec > 0.0 && self.rate_per_sec <= 1e7) {
+        if !(self.rate_per_sec.is_finite() && (0.01..=1e7).contains(&self.rate_per_sec)) {
             errors.push(format!(
-                "rate_per_sec = {} is out of range; use a positive number of events per second up to 10000000",
+                "rate_per_sec = {} is out of range; use events per second from 0.01 to 10000000",
                 self.rate_per_sec
             ));
         }

@@ -30,10 +30,12 @@ mod config;
 mod generator;
 mod popularity;
 mod rate;
+mod timeline;
 mod words;
 mod write;
 
 pub use catalog::{Catalog, Item, Leaf};
 pub use config::{GenConfig, RatePattern, MAX_CATALOG_ITEMS};
 pub use generator::Generator;
+pub use timeline::Timeline;
 pub use write::{rfc3339_millis, write_events, CSV_HEADER};

@@ -1,6 +1,6 @@
 //! Generated events written to a file in the canonical input shape, for benchmarks and replays.
 
-use crate::{GenConfig, Generator};
+use crate::{GenConfig, Timeline};
 use serde::Serialize;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -10,9 +10,6 @@ use topsellers_model::{PurchaseEvent, TimestampMs};
 /// Header of the CSV form.
 pub const CSV_HEADER: &str =
     "event_id,time,original_time,item_id,item_name,category,quantity,unit_price,currency";
-
-/// Generated time advances in steps of this size; events due in a step are spread evenly over it.
-const STEP_MS: u64 = 100;
 
 /// One line of the JSON form. Absent optional values are left out rather than written as `null`.
 #[derive(Serialize)]
@@ -32,8 +29,8 @@ struct CanonicalJson<'a> {
     country: Option<&'a str>,
 }
 
-/// Writes `n` events with times from `start_ms` on, following the configured rate pattern (so the
-/// mean rate is `rate_per_sec`), to `path`: JSON lines when the name ends in `.jsonl` or `.ndjson`,
+/// Writes the `n` events of [`Timeline`] (times from `start_ms` on, following the configured rate
+/// pattern, so the mean rate is `rate_per_sec`) to `path`: JSON lines when the name ends in `.jsonl` or `.ndjson`,
 /// else CSV with [`CSV_HEADER`]. Returns the number of events written.
 pub fn write_events(
     config: &GenConfig,
@@ -56,25 +53,16 @@ pub fn write_events(
         w.write_record(CSV_HEADER.split(','))?;
         Sink::Csv(Box::new(w))
     };
-    let mut generator = Generator::new(config.clone());
     let mut written = 0u64;
-    let mut elapsed_ms = 0u64;
-    while written < n {
-        let due = generator.events_due(elapsed_ms, STEP_MS) as u64;
-        let take = due.min(n - written);
-        for j in 0..take {
-            let offset = elapsed_ms + j * STEP_MS / due;
-            let event = generator.next_event(start_ms.saturating_add(offset as i64));
-            match &mut sink {
-                Sink::Json(out) => {
-                    serde_json::to_writer(&mut *out, &canonical_json(&event))?;
-                    out.write_all(b"\n")?;
-                }
-                Sink::Csv(w) => write_csv_row(w, &event)?,
+    for event in Timeline::new(config, n, start_ms) {
+        match &mut sink {
+            Sink::Json(out) => {
+                serde_json::to_writer(&mut *out, &canonical_json(&event))?;
+                out.write_all(b"\n")?;
             }
+            Sink::Csv(w) => write_csv_row(w, &event)?,
         }
-        written += take;
-        elapsed_ms += STEP_MS;
+        written += 1;
     }
     let file = match sink {
         Sink::Json(out) => out.into_inner().map_err(|e| e.into_error())?,
