@@ -397,3 +397,23 @@ fn a_read_only_handle_reads_beside_the_running_writer() {
     }
     assert_eq!(writer.last_seq().unwrap(), s3);
 }
+
+/// The node moves its store onto a dedicated thread.
+#[test]
+fn handles_can_move_between_threads() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<EmbeddedStore>();
+    assert_send::<topsellers_store::DeadLetterFile>();
+    // anyhow in the binary needs errors that are Send + Sync.
+    fn assert_error<T: std::error::Error + Send + Sync + 'static>() {}
+    assert_error::<StoreError>();
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let seq = std::thread::spawn(move || {
+        let mut store = store;
+        store.append(&batch(0, 1)).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(seq, 1);
+}
