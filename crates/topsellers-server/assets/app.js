@@ -169,7 +169,8 @@
     const s = Math.round(ms / 1000);
     if (s < 90) return s + " s";
     if (s < 5400) return Math.round(s / 60) + " min";
-    return Math.round(s / 3600) + " h";
+    if (s < 172800) return Math.round(s / 3600) + " h";
+    return Math.round(s / 86400) + " days";
   }
 
   function drawStatus() {
