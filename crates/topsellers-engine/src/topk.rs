@@ -45,6 +45,47 @@ fn select_top(catalog: &Catalog, candidates: &mut Vec<Ranked>, k: usize) {
     candidates.sort_unstable_by(|a, b| order(catalog, a, b));
 }
 
+/// Collects the top `k` of a stream of candidates without holding them all: once `k` are known, a
+/// candidate worse than the k-th in (units, revenue) can never rank and is dropped with two integer
+/// comparisons, so a category with a million items costs a scan, not a million-element selection.
+/// Candidates equal to the k-th on both are kept, because the item id decides between them.
+struct TopCollector {
+    k: usize,
+    buf: Vec<Ranked>,
+    /// (units, revenue) of the k-th best seen so far, once `k` were seen.
+    floor: Option<(i64, i64)>,
+}
+
+impl TopCollector {
+    fn new(k: usize, mut buf: Vec<Ranked>) -> Self {
+        buf.clear();
+        TopCollector {
+            k,
+            buf,
+            floor: None,
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, catalog: &Catalog, r: Ranked) {
+        if self.floor.is_some_and(|floor| (r.units, r.revenue) < floor) {
+            return;
+        }
+        self.buf.push(r);
+        // Compact at 2k (at least 64): each compaction is linear and halves the buffer.
+        if self.buf.len() >= (2 * self.k).max(64) {
+            select_top(catalog, &mut self.buf, self.k);
+            let kth = self.buf[self.k - 1];
+            self.floor = Some((kth.units, kth.revenue));
+        }
+    }
+
+    fn finish(mut self, catalog: &Catalog) -> Vec<Ranked> {
+        select_top(catalog, &mut self.buf, self.k);
+        self.buf
+    }
+}
+
 impl Rankings {
     /// Recomputes every dirty (category, window) ranking and clears its dirty flag.
     pub fn refresh(&mut self, catalog: &Catalog, windows: &mut WindowState, top_k: usize) {
@@ -59,30 +100,35 @@ impl Rankings {
             if stale.is_empty() {
                 continue;
             }
-            for &i in &stale {
-                self.scratch[i].clear();
-            }
+            let mut collectors: Vec<TopCollector> = stale
+                .iter()
+                .map(|&i| TopCollector::new(top_k, std::mem::take(&mut self.scratch[i])))
+                .collect();
             // One pass over the members fills every stale window: the sums of one aggregate sit together.
             for &agg in &cat.members {
                 let sums = &windows.sums[agg as usize * w..(agg as usize + 1) * w];
-                for &i in &stale {
+                for (&i, collector) in stale.iter().zip(&mut collectors) {
                     let s = sums[i];
                     // Net counts of zero or below never rank.
                     if s.units > 0 {
-                        self.scratch[i].push(Ranked {
-                            item: catalog.agg_item[agg as usize],
-                            units: s.units,
-                            revenue: s.revenue,
-                        });
+                        let item = catalog.agg_item[agg as usize];
+                        collector.offer(
+                            catalog,
+                            Ranked {
+                                item,
+                                units: s.units,
+                                revenue: s.revenue,
+                            },
+                        );
                     }
                 }
             }
-            for &i in &stale {
-                let candidates = &mut self.scratch[i];
-                select_top(catalog, candidates, top_k);
+            for (&i, collector) in stale.iter().zip(collectors) {
+                let top = collector.finish(catalog);
                 let list = &mut self.lists[cat_id * w + i];
                 list.clear();
-                list.extend_from_slice(candidates);
+                list.extend_from_slice(&top);
+                self.scratch[i] = top;
             }
         }
     }
@@ -137,5 +183,33 @@ mod tests {
             .map(|r| &*catalog.items[r.item as usize].id)
             .collect();
         assert_eq!(got, ["e", "b", "c"]);
+    }
+
+    #[test]
+    fn the_collector_matches_a_full_selection() {
+        let mut catalog = Catalog::new();
+        let cat = catalog.category(&CategoryPath::parse("a").unwrap());
+        // Many ties on (units, revenue) around the cut, offered in a scrambled order.
+        let all: Vec<Ranked> = (0..500u32)
+            .map(|i| {
+                let id = format!("item{:03}", (i * 7919) % 500);
+                let series = catalog.series(cat, &id);
+                let n = i64::from((i * 31) % 13);
+                Ranked {
+                    item: catalog.item_of_series(series),
+                    units: n % 5,
+                    revenue: n % 3,
+                }
+            })
+            .collect();
+        for k in [1, 7, 100, 600] {
+            let mut collector = TopCollector::new(k, Vec::new());
+            for &r in &all {
+                collector.offer(&catalog, r);
+            }
+            let mut expected = all.clone();
+            select_top(&catalog, &mut expected, k);
+            assert_eq!(collector.finish(&catalog), expected, "k = {k}");
+        }
     }
 }

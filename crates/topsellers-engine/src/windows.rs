@@ -9,7 +9,7 @@
 //! Invariant: for a finite window of `len` buckets, `sums[agg][w]` is the sum of every contribution to
 //! the aggregate whose bucket lies in `(cur - len, cur]`; for `all`, of every contribution ever.
 
-use crate::catalog::{CatId, Catalog, SeriesId};
+use crate::catalog::{Aggs, CatId, Catalog, SeriesId, Target};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -31,6 +31,26 @@ impl Sum {
 }
 
 pub(crate) type Bucket = FxHashMap<SeriesId, Sum>;
+
+/// Adds a contribution at bucket `at` to the window sums of one aggregate, for each window that covers
+/// `at` now (the current bucket being `cur`), and marks those rankings of its category dirty.
+#[inline]
+fn take(
+    lengths: &[Option<i64>],
+    cur: i64,
+    at: i64,
+    sums: &mut [Sum],
+    dirty: &mut [bool],
+    units: i64,
+    revenue: i64,
+) {
+    for ((len, sum), dirty) in lengths.iter().zip(sums).zip(dirty) {
+        if len.is_none_or(|len| at > cur - len) {
+            sum.add(units, revenue);
+            *dirty = true;
+        }
+    }
+}
 
 #[derive(Clone, Debug)]
 pub(crate) struct WindowState {
@@ -81,27 +101,28 @@ impl WindowState {
 
     /// Adds one contribution at bucket `at`, which must not be after the current bucket.
     #[inline]
-    pub fn apply(
-        &mut self,
-        catalog: &Catalog,
-        series: SeriesId,
-        at: i64,
-        units: i64,
-        revenue: i64,
-    ) {
+    pub fn apply(&mut self, catalog: &Catalog, target: Target, at: i64, units: i64, revenue: i64) {
         let cur = self
             .cur
             .expect("time advances before the first contribution is applied");
         debug_assert!(at <= cur);
         let w = self.windows();
-        for (cat, agg) in catalog.feeds(series) {
-            let sums = &mut self.sums[agg as usize * w..(agg as usize + 1) * w];
-            let dirty = &mut self.dirty[cat as usize * w..(cat as usize + 1) * w];
-            for ((len, sum), dirty) in self.lengths.iter().zip(sums).zip(dirty) {
-                // A window takes the contribution only if it covers `at` right now.
-                if len.is_none_or(|len| at > cur - len) {
-                    sum.add(units, revenue);
-                    *dirty = true;
+        let cats = &catalog.categories[target.leaf as usize].ancestors;
+        match target.aggs {
+            // The common case: the aggregates are adjacent, so are their window sums.
+            Aggs::Run(first) => {
+                let start = first as usize * w;
+                let sums = &mut self.sums[start..start + cats.len() * w];
+                for (&cat, sums) in cats.iter().zip(sums.chunks_exact_mut(w)) {
+                    let dirty = &mut self.dirty[cat as usize * w..(cat as usize + 1) * w];
+                    take(&self.lengths, cur, at, sums, dirty, units, revenue);
+                }
+            }
+            Aggs::Listed(_) => {
+                for (cat, agg) in catalog.feeds(target.leaf, target.aggs) {
+                    let sums = &mut self.sums[agg as usize * w..(agg as usize + 1) * w];
+                    let dirty = &mut self.dirty[cat as usize * w..(cat as usize + 1) * w];
+                    take(&self.lengths, cur, at, sums, dirty, units, revenue);
                 }
             }
         }
@@ -109,7 +130,7 @@ impl WindowState {
             self.buckets
                 .entry(at)
                 .or_default()
-                .entry(series)
+                .entry(target.series)
                 .or_default()
                 .add(units, revenue);
         }
@@ -134,7 +155,7 @@ impl WindowState {
             let leaving = from.saturating_sub(len).saturating_add(1)..=to.saturating_sub(len);
             for bucket in self.buckets.range(leaving).map(|(_, b)| b) {
                 for (&series, sum) in bucket {
-                    for (cat, agg) in catalog.feeds(series) {
+                    for (cat, agg) in catalog.series_feeds(series) {
                         self.sums[agg as usize * w + i]
                             .add(sum.units.wrapping_neg(), sum.revenue.wrapping_neg());
                         self.dirty[cat as usize * w + i] = true;
