@@ -215,7 +215,7 @@ fn prefixed(errors: &mut Vec<String>, section: &str, found: Vec<String>) {
     }
 }
 
-/// Deserializes one section, collecting every unknown key (not only the first) and the first type error.
+/// Deserializes one section, collecting every unknown key and every key of the wrong type (not only the first).
 fn section<T: DeserializeOwned + Default>(
     table: &toml::Table,
     name: &str,
@@ -225,58 +225,59 @@ fn section<T: DeserializeOwned + Default>(
         return T::default();
     };
     let mut value = original.clone();
-    // Each pass reports one problem; removing the offending key lets the next pass find the next one.
-    for _ in 0..32 {
-        match T::deserialize(toml::Value::Table(value.clone())) {
+    // Each pass finds one problem; removing the offending key lets the next pass find the next one.
+    for _ in 0..64 {
+        let msg = match T::deserialize(toml::Value::Table(value.clone())) {
             Ok(v) => return v,
-            Err(e) => {
-                let msg = e.message().trim_end().to_string();
-                let field = unknown_field_name(&msg).or_else(|| first_backticked_key(&msg, &value));
-                match field {
-                    Some(f) if value.contains_key(&f) => {
-                        if msg.starts_with("unknown field") {
-                            errors.push(format!(
-                                "{name}.{f} is not a known key: {}",
-                                msg.split_once(", expected")
-                                    .map_or("check the spelling".to_string(), |(_, rest)| {
-                                        format!("expected{rest}")
-                                    })
-                            ));
-                        } else {
-                            errors.push(format!("{name}.{f}: {msg}"));
-                        }
-                        value.remove(&f);
-                    }
-                    _ => {
-                        errors.push(format!("[{name}] {msg}"));
-                        return T::default();
-                    }
-                }
+            Err(e) => e.message().trim_end().to_string(),
+        };
+        let culprit = unknown_field_name(&msg)
+            .filter(|f| value.contains_key(f))
+            .or_else(|| key_failing_alone::<T>(&value));
+        match culprit {
+            Some(f) if msg.starts_with("unknown field") => {
+                errors.push(format!(
+                    "{name}.{f} is not a known key: {}",
+                    msg.split_once(", expected").map_or_else(
+                        || "check the spelling".to_string(),
+                        |(_, rest)| format!("expected{rest}")
+                    )
+                ));
+                value.remove(&f);
+            }
+            Some(f) => {
+                let alone = single_key_error::<T>(&value, &f).unwrap_or(msg);
+                errors.push(format!("{name}.{f}: {alone}"));
+                value.remove(&f);
+            }
+            None => {
+                errors.push(format!("[{name}] {msg}"));
+                return T::default();
             }
         }
     }
     T::default()
 }
 
+/// Every section has defaults for all keys, so a table holding only one key deserializes unless that key is wrong.
+fn key_failing_alone<T: DeserializeOwned>(table: &toml::Table) -> Option<String> {
+    table
+        .keys()
+        .find(|k| single_key_error::<T>(table, k).is_some())
+        .cloned()
+}
+
+fn single_key_error<T: DeserializeOwned>(table: &toml::Table, key: &str) -> Option<String> {
+    let mut alone = toml::Table::new();
+    alone.insert(key.to_string(), table.get(key)?.clone());
+    T::deserialize(toml::Value::Table(alone))
+        .err()
+        .map(|e| e.message().trim_end().to_string())
+}
+
 fn unknown_field_name(msg: &str) -> Option<String> {
     let rest = msg.strip_prefix("unknown field `")?;
     Some(rest[..rest.find('`')?].to_string())
-}
-
-/// Type errors from toml name the key in backticks only sometimes; fall back to finding a key of the table
-/// mentioned in the message.
-fn first_backticked_key(msg: &str, table: &toml::Table) -> Option<String> {
-    let mut rest = msg;
-    while let Some(start) = rest.find('`') {
-        let after = &rest[start + 1..];
-        let end = after.find('`')?;
-        let candidate = &after[..end];
-        if table.contains_key(candidate) {
-            return Some(candidate.to_string());
-        }
-        rest = &after[end + 1..];
-    }
-    None
 }
 
 /// `TOPSELLERS_SERVER__LISTEN=x` -> `server.listen = x`. The value is read as a TOML value when it parses as one

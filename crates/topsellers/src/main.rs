@@ -95,7 +95,7 @@ enum Command {
         #[arg(long)]
         start: Option<String>,
     },
-    /// Print the results stored in a data directory as JSON (the node must not be running on it).
+    /// Print the results last checkpointed in a data directory as JSON (works beside a running node).
     #[command(
         after_help = "Examples:\n  topsellers results --config examples/online-retail.toml --category france --window all\n  topsellers results --data-dir data"
     )]
@@ -232,7 +232,7 @@ fn print_results(
     window: Option<String>,
     n: usize,
 ) -> Result<()> {
-    let store = topsellers_store::EmbeddedStore::open(&config.data_dir)?;
+    let store = topsellers_store::EmbeddedStore::open_read_only(&config.data_dir)?;
     let Some(snapshot) = store.load_results()? else {
         anyhow::bail!(
             "{} holds no results yet; run `topsellers replay` or `topsellers serve` on it first",

@@ -85,12 +85,13 @@ fn replay_matches_an_independent_sql_computation() {
     }
 
     let db = load_raw_rows(&data);
-    // The end of the data, computed independently: the end of the 1-minute bucket holding the newest row.
-    // The data spans December to February, when UK local time equals UTC, so local times are UTC times.
-    let max_ts: i64 = db
-        .query_row("SELECT max(unixepoch(date)) FROM raw", [], |r| r.get(0))
+    // The end of the data, computed independently: the end of the 1-minute bucket holding the newest counted row
+    // (excluded rows and stock adjustments never move event time). The data spans December to February, when UK
+    // local time equals UTC, so local times are UTC times.
+    let max_ts_ms: i64 = db
+        .query_row("SELECT max(ts_ms) FROM clean", [], |r| r.get(0))
         .unwrap();
-    let end_ms = (max_ts.div_euclid(60) + 1) * 60_000;
+    let end_ms = (max_ts_ms.div_euclid(60_000) + 1) * 60_000;
     let windows: [(&str, Option<i64>); 2] = [("all", None), ("24h", Some(end_ms - 86_400_000))];
 
     let countries: Vec<String> = {
