@@ -20,7 +20,7 @@ pub struct DemoOptions {
 
 pub async fn run(config: Config, options: DemoOptions) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let results = Results::new();
+    let results = Results::with_currency_decimals(config.limits.price_decimals);
     let mut core = NodeCore::open(&config, metrics.clone())?;
     let mut generator = Generator::new(config.demo.clone());
     if core.engine().stats().events_counted == 0 && options.backfill_minutes > 0 {

@@ -169,7 +169,7 @@ fn run(cli: Cli) -> Result<()> {
                 config.server.listen = l;
             }
             let metrics = Arc::new(topsellers_server::Metrics::new());
-            let results = topsellers_server::Results::new();
+            let results = topsellers_server::Results::with_currency_decimals(config.limits.price_decimals);
             let core = node::NodeCore::open(&config, metrics.clone())?;
             runtime()?.block_on(async {
                 let running = serve::RunningNode::start(&config, core, results, metrics);

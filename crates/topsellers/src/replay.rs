@@ -111,7 +111,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
         .sum();
     let metrics = Arc::new(Metrics::new());
     let mut core = NodeCore::open(config, metrics)?;
-    let results = Results::new();
+    let results = Results::with_currency_decimals(config.limits.price_decimals);
     let bar = progress_bar(total_bytes, show_progress);
     let started = Instant::now();
     let mut summary = ReplaySummary {
