@@ -6,10 +6,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::time::Instant;
 use topsellers_engine::{Engine, EngineConfig};
 use topsellers_model::{CategoryPath, PurchaseEvent};
-const ITEMS: usize = match option_env!("ITEMS") {
-    Some(_) => 10_000,
-    None => 1_000_000,
-};
+
+const ITEMS: usize = 1_000_000;
 const STREAM: usize = 1_000_000;
 const T0: i64 = 1_700_006_400_000;
 const MIN: i64 = 60_000;
@@ -85,6 +83,13 @@ fn main() {
     let (mut engine, mut stream) = setup();
     if std::env::var_os("NO_IDS").is_some() {
         stream.iter_mut().for_each(|e| e.event_id = None);
+    }
+    if std::env::var_os("ONE_ITEM").is_some() {
+        let first = stream[0].clone();
+        stream.iter_mut().for_each(|e| {
+            e.item_id = first.item_id.clone();
+            e.category = first.category.clone();
+        });
     }
     if std::env::var_os("NO_NAMES").is_some() {
         stream.iter_mut().for_each(|e| e.item_name = None);

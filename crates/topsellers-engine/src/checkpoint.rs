@@ -10,7 +10,6 @@
 //! the rankings recomputed on the next snapshot.
 
 use crate::catalog::Catalog;
-use crate::dedup::Dedup;
 use crate::engine::{Counters, Engine};
 use crate::error::EngineError;
 use crate::windows::Sum;
@@ -39,7 +38,7 @@ struct StateV1<'a> {
     sums: Cow<'a, [Sum]>,
     /// Kept buckets, ascending, each with its (series id, sum) entries ascending by series id.
     buckets: Vec<(i64, Vec<(u32, Sum)>)>,
-    /// Remembered event-id hashes with their event time, ascending by hash.
+    /// Event-id hashes that still count, with their event time, ascending.
     dedup: Vec<(u128, i64)>,
 }
 
@@ -60,8 +59,7 @@ pub(crate) fn encode(engine: &Engine) -> Vec<u8> {
         })
         .collect();
     buckets.sort_unstable_by_key(|&(at, _)| at);
-    let mut dedup: Vec<(u128, i64)> = engine.dedup.seen.iter().map(|(&k, &t)| (k, t)).collect();
-    dedup.sort_unstable();
+    let dedup = engine.dedup.live_entries(engine.watermark_ms());
     let state = StateV1 {
         bucket_secs: engine.config.bucket_secs,
         windows: engine.specs.clone(),
@@ -144,7 +142,10 @@ pub(crate) fn decode(mut engine: Engine, bytes: &[u8]) -> Result<Engine, EngineE
             bucket.insert(series, sum);
         }
     }
-    engine.dedup = Dedup::restore(state.dedup, engine.watermark_ms());
+    for (key, time) in state.dedup {
+        engine.dedup.remember(key, time);
+    }
+    engine.dedup.forget_before(engine.watermark_ms());
     engine.after_restore();
     Ok(engine)
 }

@@ -247,7 +247,7 @@ impl Engine {
             series: self.catalog.series.len() as u64,
             buckets: self.windows.buckets.len() as u64,
             bucket_entries: self.windows.bucket_entries() as u64,
-            dedup_ids: self.dedup.seen.len() as u64,
+            dedup_ids: self.dedup.len() as u64,
             approx_state_bytes: self.catalog.approx_bytes()
                 + self.windows.approx_bytes()
                 + self.dedup.approx_bytes(),
@@ -294,10 +294,7 @@ impl Engine {
     #[cold]
     fn new_bucket(&mut self, bucket: i64) {
         self.windows.advance(&self.catalog, bucket);
-        // Sweeping every quarter lateness (at least a bucket) of progress keeps the id table within
-        // ~1.25x of the ids that must be remembered, while each id is scanned at most ~4 times.
-        let every = (self.lateness_ms / 4).max(self.bucket_ms);
-        self.dedup.sweep(self.watermark_ms(), every);
+        self.dedup.forget_before(self.watermark_ms());
     }
 
     /// After a restore: state is in place, rankings are recomputed on the next snapshot.
