@@ -1,7 +1,7 @@
 //! `topsellers demo`: the embedded pipeline on generated traffic, served on the web page.
 
 use crate::config::Config;
-use crate::node::{wall_clock_ms, NodeCore};
+use crate::node::{wall_clock_ms, NodeCore, Submission};
 use crate::runner::{NodeHandle, SubmitFailure};
 use crate::serve::{serve_until, shutdown_signal, RunningNode};
 use anyhow::Result;
@@ -69,13 +69,13 @@ fn backfill(
         }
         if items.len() >= batch {
             total += items.len() as u64;
-            core.ingest(std::mem::take(&mut items), "demo", None)?;
+            core.ingest(Submission::new(std::mem::take(&mut items), "demo"), None)?;
         }
         t += step_ms as i64;
         elapsed += step_ms;
     }
     total += items.len() as u64;
-    core.ingest(items, "demo", None)?;
+    core.ingest(Submission::new(items, "demo"), None)?;
     eprintln!("topsellers: demo backfilled {total} events over the last {minutes} minutes");
     Ok(())
 }
@@ -96,7 +96,7 @@ async fn generate_traffic(node: NodeHandle, mut generator: Generator) {
         let items: Vec<Parsed> = (0..due)
             .map(|_| Parsed::Event(generator.next_event(now)))
             .collect();
-        match node.submit(items, "demo").await {
+        match node.submit(Submission::new(items, "demo")).await {
             Ok(_) => {}
             Err(SubmitFailure::Closed) => return,
             Err(e) => tracing::warn!(error = %e, "demo traffic batch not accepted"),

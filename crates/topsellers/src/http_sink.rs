@@ -1,7 +1,7 @@
 //! `POST /v1/purchases` on an embedded node: parse and validate the body, then hand it to the node thread and
 //! answer once the accepted events are durable.
 
-use crate::node::wall_clock_ms;
+use crate::node::{wall_clock_ms, Locations, Submission};
 use crate::runner::{NodeHandle, SubmitFailure};
 use bytes::Bytes;
 use std::future::Future;
@@ -23,7 +23,15 @@ impl PurchaseSink for NodeSink {
         let limits = self.limits.clone();
         Box::pin(async move {
             let parsed = parse_http_body(&body, &limits, wall_clock_ms());
-            let outcome = node.submit(parsed, "http").await.map_err(|e| match e {
+            let submission = Submission {
+                items: parsed,
+                source: "http",
+                origin: "http".to_string(),
+                locations: Locations::Records {
+                    context: "request".to_string(),
+                },
+            };
+            let outcome = node.submit(submission).await.map_err(|e| match e {
                 SubmitFailure::Busy | SubmitFailure::Closed => {
                     SubmitError::Unavailable(e.to_string())
                 }

@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod http_sink;
+mod ledger;
 mod node;
 mod replay;
 mod runner;
@@ -169,7 +170,8 @@ fn run(cli: Cli) -> Result<()> {
                 config.server.listen = l;
             }
             let metrics = Arc::new(topsellers_server::Metrics::new());
-            let results = topsellers_server::Results::with_currency_decimals(config.limits.price_decimals);
+            let results =
+                topsellers_server::Results::with_currency_decimals(config.limits.price_decimals);
             let core = node::NodeCore::open(&config, metrics.clone())?;
             runtime()?.block_on(async {
                 let running = serve::RunningNode::start(&config, core, results, metrics);

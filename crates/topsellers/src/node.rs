@@ -42,6 +42,53 @@ impl BatchOutcome {
     }
 }
 
+/// Where the items of a submission came from, for dead letters the engine produces (late events).
+#[derive(Debug, Clone)]
+pub enum Locations {
+    /// Item i is `record ordinals[i]` of the input named by the submission's origin (1-based, counting every
+    /// record of the file, accepted or not).
+    Ordinals(Vec<u64>),
+    /// Item i is `record i+1` of one request or generated batch; `context` names it (`request 7f3a`).
+    Records { context: String },
+}
+
+impl Locations {
+    fn describe(&self, index: usize) -> String {
+        match self {
+            Locations::Ordinals(ordinals) => format!(
+                "record {}",
+                ordinals.get(index).copied().unwrap_or(index as u64 + 1)
+            ),
+            Locations::Records { context } if context.is_empty() => format!("record {}", index + 1),
+            Locations::Records { context } => format!("record {} of {context}", index + 1),
+        }
+    }
+}
+
+/// One batch handed to the node: the parsed items and where they came from.
+#[derive(Debug)]
+pub struct Submission {
+    pub items: Vec<Parsed>,
+    /// Metric label (a fixed word: `replay`, `http`, `demo`).
+    pub source: &'static str,
+    /// The `source` of dead letters: `file:<path>`, `http`, `demo`.
+    pub origin: String,
+    pub locations: Locations,
+}
+
+impl Submission {
+    pub fn new(items: Vec<Parsed>, source: &'static str) -> Submission {
+        Submission {
+            items,
+            source,
+            origin: source.to_string(),
+            locations: Locations::Records {
+                context: String::new(),
+            },
+        }
+    }
+}
+
 pub fn skip_reason_label(reason: &SkipReason) -> &'static str {
     match reason {
         SkipReason::Excluded => "excluded",
@@ -134,13 +181,8 @@ impl NodeCore {
     }
 
     /// Admits, logs and accounts one batch of parsed records. Returns only once accepted events are durable.
-    pub fn ingest(
-        &mut self,
-        items: Vec<Parsed>,
-        source: &'static str,
-        tick_ms: Option<i64>,
-    ) -> Result<BatchOutcome> {
-        let mut outcomes = self.ingest_groups(vec![(items, source)], tick_ms)?;
+    pub fn ingest(&mut self, submission: Submission, tick_ms: Option<i64>) -> Result<BatchOutcome> {
+        let mut outcomes = self.ingest_groups(vec![submission], tick_ms)?;
         Ok(outcomes.pop().unwrap_or_default())
     }
 
@@ -148,20 +190,22 @@ impl NodeCore {
     /// each submission gets its own outcome.
     pub fn ingest_groups(
         &mut self,
-        groups: Vec<(Vec<Parsed>, &'static str)>,
+        groups: Vec<Submission>,
         tick_ms: Option<i64>,
     ) -> Result<Vec<BatchOutcome>> {
         let now_ms = wall_clock_ms();
-        let mut records = Vec::with_capacity(groups.iter().map(|g| g.0.len()).sum::<usize>() + 1);
+        let mut records =
+            Vec::with_capacity(groups.iter().map(|g| g.items.len()).sum::<usize>() + 1);
         if let Some(now) = tick_ms {
             self.engine.tick(now);
             records.push(LogRecord::Tick { now_ms: now });
         }
         let mut outcomes = Vec::with_capacity(groups.len());
-        for (items, source) in groups {
+        for group in groups {
             let mut outcome = BatchOutcome::default();
-            self.metrics.inc_received(source, items.len() as u64);
-            for item in items {
+            self.metrics
+                .inc_received(group.source, group.items.len() as u64);
+            for (index, item) in group.items.into_iter().enumerate() {
                 match item {
                     Parsed::Event(ev) => match self.engine.admit(&ev) {
                         Admission::Accepted => {
@@ -173,9 +217,13 @@ impl NodeCore {
                         }
                         Admission::Duplicate => outcome.duplicates += 1,
                         Admission::Late { watermark_ms } => {
-                            outcome
-                                .rejected
-                                .push(late_letter(&ev, watermark_ms, source, now_ms));
+                            outcome.rejected.push(late_letter(
+                                &ev,
+                                watermark_ms,
+                                &group.origin,
+                                group.locations.describe(index),
+                                now_ms,
+                            ));
                         }
                     },
                     Parsed::Skipped(reason) => {
@@ -307,6 +355,14 @@ impl NodeCore {
         Ok(())
     }
 
+    pub fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.store.get_meta(key)?)
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        Ok(self.store.set_meta(key, value)?)
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -315,20 +371,23 @@ impl NodeCore {
 fn late_letter(
     ev: &topsellers_model::PurchaseEvent,
     watermark_ms: i64,
-    source: &str,
+    origin: &str,
+    location: String,
     now_ms: i64,
 ) -> DeadLetter {
+    let location = match &ev.event_id {
+        Some(id) if !id.starts_with(SYNTHETIC_ID_PREFIX) => format!("{location} (event {id})"),
+        _ => location,
+    };
     DeadLetter {
-        source: source.to_string(),
-        location: ev
-            .event_id
-            .as_ref()
-            .map_or_else(|| "event without id".to_string(), |id| format!("event {id}")),
+        source: origin.to_string(),
+        location,
         field: Some("time".into()),
         reason: RejectReason::Late,
         message: format!(
-            "event time {} is older than the watermark {} (newest event time minus engine.allowed_lateness_secs); \
-             raise engine.allowed_lateness_secs if such delays are normal",
+            "event time {} is older than the watermark {}: event time has already advanced past it by more than \
+             engine.allowed_lateness_secs (it follows the newest event time, and the wall clock when node.idle_advance \
+             is on); send events sooner, or raise engine.allowed_lateness_secs if such delays are normal",
             fmt_ms(ev.event_time_ms),
             fmt_ms(watermark_ms)
         ),
@@ -336,6 +395,9 @@ fn late_letter(
         at_ms: now_ms,
     }
 }
+
+/// Event ids the node makes up for records that came without one (replayed files): `~<file>:<ordinal>`.
+pub const SYNTHETIC_ID_PREFIX: &str = "~";
 
 /// The engine settings that change the meaning of a checkpoint; a data dir is bound to them.
 fn engine_settings_fingerprint(c: &EngineConfig) -> String {

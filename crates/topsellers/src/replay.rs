@@ -1,14 +1,17 @@
 //! `topsellers replay`: read purchase files into a data directory, with a progress bar and a summary.
 
 use crate::config::Config;
-use crate::node::{wall_clock_ms, BatchOutcome, NodeCore};
+use crate::ledger::{FileFingerprint, ReplayLedger};
+use crate::node::{
+    wall_clock_ms, BatchOutcome, Locations, NodeCore, Submission, SYNTHETIC_ID_PREFIX,
+};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use topsellers_ingest::{FileReader, Parsed};
+use topsellers_ingest::{FileReader, InputConfig, Parsed};
 use topsellers_server::{Metrics, Results};
 
 const READ_EXTENSIONS: &[&str] = &["csv", "jsonl", "ndjson", "json", "tsv", "txt"];
@@ -17,6 +20,7 @@ const READ_EXTENSIONS: &[&str] = &["csv", "jsonl", "ndjson", "json", "tsv", "txt
 pub struct ReplaySummary {
     pub files: usize,
     pub unreadable_files: Vec<String>,
+    pub already_replayed: Vec<String>,
     pub records: u64,
     pub outcome: BatchOutcome,
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
@@ -57,6 +61,12 @@ impl ReplaySummary {
             println!(
                 "  dead letters (with file, line, field and reason): {}",
                 self.dead_letter_path.display()
+            );
+        }
+        if !self.already_replayed.is_empty() {
+            println!(
+                "  files already replayed into this data directory, not counted again: {}",
+                self.already_replayed.len()
             );
         }
         for f in &self.unreadable_files {
@@ -100,9 +110,10 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<ReplaySummary> {
-    let Some(input) = &config.input else {
-        bail!("the config has no [input] section saying how to read the files; see examples/online-retail.toml for one");
-    };
+    // Without an [input] section, files are read in the canonical shape (what `topsellers generate` writes and
+    // POST /v1/purchases takes), the format taken from each file's extension.
+    let default_input = InputConfig::default();
+    let input = config.input.as_ref().unwrap_or(&default_input);
     let files = expand_inputs(inputs)?;
     let total_bytes: u64 = files
         .iter()
@@ -122,6 +133,29 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
     let mut done_bytes = 0u64;
     let batch_size = config.node.max_batch_records;
     for file in &files {
+        let fingerprint = match FileFingerprint::of(file) {
+            Ok(f) => f,
+            Err(e) => {
+                summary
+                    .unreadable_files
+                    .push(format!("{}: {e}", file.display()));
+                continue;
+            }
+        };
+        if let Some(earlier) = ReplayLedger::lookup(&core, &fingerprint)? {
+            bar.suspend(|| {
+                eprintln!(
+                    "topsellers: {} was already replayed into {} ({earlier}); not counting it again (use a new data \
+                     directory to rebuild from scratch)",
+                    file.display(),
+                    config.data_dir.display()
+                )
+            });
+            summary.already_replayed.push(file.display().to_string());
+            done_bytes += fingerprint.size;
+            bar.set_position(done_bytes);
+            continue;
+        }
         let mut reader = match FileReader::open(file, input, &config.limits, wall_clock_ms()) {
             Ok(r) => r,
             Err(e) => {
@@ -137,18 +171,57 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
         );
+        let origin = format!("file:{}", file.display());
+        let id_prefix = format!("{SYNTHETIC_ID_PREFIX}{}:", fingerprint.short_hex());
+        let mut ordinal = 0u64;
+        let mut file_records = 0u64;
         loop {
-            let batch: Vec<Parsed> = reader.by_ref().take(batch_size).collect();
+            let mut batch: Vec<Parsed> = Vec::with_capacity(batch_size);
+            let mut lines: Vec<u64> = Vec::with_capacity(batch_size);
+            for mut item in reader.by_ref().take(batch_size) {
+                ordinal += 1;
+                // Records without an event id get one made from the file's identity and their position, so a
+                // replay that crashed half-way can be run again without counting anything twice.
+                if let Parsed::Event(ev) = &mut item {
+                    if ev.event_id.is_none() {
+                        ev.event_id = Some(format!("{id_prefix}{ordinal}"));
+                    }
+                }
+                lines.push(ordinal);
+                batch.push(item);
+            }
             if batch.is_empty() {
                 break;
             }
+            file_records += batch.len() as u64;
             summary.records += batch.len() as u64;
-            let outcome = core.ingest(batch, "replay", None)?;
+            let outcome = core.ingest(
+                Submission {
+                    items: batch,
+                    source: "replay",
+                    origin: origin.clone(),
+                    locations: Locations::Ordinals(lines),
+                },
+                None,
+            )?;
             account(&mut summary, &outcome);
             bar.set_position(done_bytes + reader.bytes_read());
             if core.checkpoint_due() {
                 core.checkpoint(&results)?;
             }
+        }
+        if let Some(e) = reader.take_error() {
+            bar.suspend(|| {
+                eprintln!(
+                    "topsellers: reading {} failed part-way: {e}",
+                    file.display()
+                )
+            });
+            summary
+                .unreadable_files
+                .push(format!("{}: {e}", file.display()));
+        } else {
+            ReplayLedger::record(&mut core, &fingerprint, file, file_records)?;
         }
         done_bytes += reader.total_bytes().unwrap_or_else(|| reader.bytes_read());
         bar.set_position(done_bytes);

@@ -4,20 +4,18 @@
 //! wall clock to the aggregator when idle advance is on, and writes checkpoints.
 
 use crate::config::NodeConfig;
-use crate::node::{wall_clock_ms, BatchOutcome, NodeCore};
+use crate::node::{wall_clock_ms, BatchOutcome, NodeCore, Submission};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-use topsellers_ingest::Parsed;
 use topsellers_server::Results;
 
 pub type Reply = oneshot::Sender<Result<BatchOutcome, String>>;
 
 enum Command {
     Ingest {
-        items: Vec<Parsed>,
-        source: &'static str,
+        submission: Submission,
         reply: Reply,
     },
     Shutdown,
@@ -41,17 +39,9 @@ pub enum SubmitFailure {
 
 impl NodeHandle {
     /// Submits a batch and waits (asynchronously) until it is durable.
-    pub async fn submit(
-        &self,
-        items: Vec<Parsed>,
-        source: &'static str,
-    ) -> Result<BatchOutcome, SubmitFailure> {
+    pub async fn submit(&self, submission: Submission) -> Result<BatchOutcome, SubmitFailure> {
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Command::Ingest {
-            items,
-            source,
-            reply,
-        }) {
+        match self.tx.try_send(Command::Ingest { submission, reply }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => return Err(SubmitFailure::Busy),
             Err(TrySendError::Disconnected(_)) => return Err(SubmitFailure::Closed),
@@ -119,23 +109,20 @@ fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         // Group commit: take everything that is already waiting, up to the batch limit.
-        let mut batch: Vec<Parsed> = Vec::new();
-        let mut waiters: Vec<(Reply, usize, usize, &'static str)> = Vec::new();
+        let mut submissions: Vec<Submission> = Vec::new();
+        let mut replies: Vec<Reply> = Vec::new();
+        let mut queued_items = 0;
         let mut pending = first;
         while let Some(cmd) = pending.take() {
             match cmd {
                 Command::Shutdown => shutting_down = true,
-                Command::Ingest {
-                    items,
-                    source,
-                    reply,
-                } => {
-                    let start = batch.len();
-                    batch.extend(items);
-                    waiters.push((reply, start, batch.len(), source));
+                Command::Ingest { submission, reply } => {
+                    queued_items += submission.items.len();
+                    submissions.push(submission);
+                    replies.push(reply);
                 }
             }
-            if batch.len() < config.max_batch_records && !shutting_down {
+            if queued_items < config.max_batch_records && !shutting_down {
                 pending = rx.try_recv().ok();
             }
         }
@@ -145,8 +132,8 @@ fn run(
         } else {
             None
         };
-        if !waiters.is_empty() || tick_ms.is_some() {
-            process(&mut core, batch, waiters, tick_ms);
+        if !submissions.is_empty() || tick_ms.is_some() {
+            process(&mut core, submissions, replies, tick_ms);
         }
         if Instant::now() >= next_snapshot || shutting_down {
             core.publish_snapshot(&results, false);
@@ -160,21 +147,14 @@ fn run(
     }
 }
 
-/// Ingests everything that queued up with one log append and answers each waiter with its own outcome.
+/// Ingests everything that queued up with one log append and answers each submitter with its own outcome.
 fn process(
     core: &mut NodeCore,
-    batch: Vec<Parsed>,
-    waiters: Vec<(Reply, usize, usize, &'static str)>,
+    submissions: Vec<Submission>,
+    replies: Vec<Reply>,
     tick_ms: Option<i64>,
 ) {
-    let mut iter = batch.into_iter();
-    let mut groups = Vec::with_capacity(waiters.len());
-    let mut replies = Vec::with_capacity(waiters.len());
-    for (reply, start, end, source) in waiters {
-        groups.push((iter.by_ref().take(end - start).collect::<Vec<_>>(), source));
-        replies.push(reply);
-    }
-    match core.ingest_groups(groups, tick_ms) {
+    match core.ingest_groups(submissions, tick_ms) {
         Ok(outcomes) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));

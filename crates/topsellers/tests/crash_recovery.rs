@@ -171,3 +171,93 @@ fn kill_9_at_random_points_loses_and_doubles_nothing() {
         "results after kill -9 and restarts differ from an uninterrupted run"
     );
 }
+
+#[test]
+fn a_replay_killed_half_way_and_run_again_counts_everything_once() {
+    let work = tempfile::tempdir().unwrap();
+    // No event ids in the mapping: the node makes them up from the file and the record's position.
+    let config = work.path().join("replay.toml");
+    std::fs::write(
+        &config,
+        "[node]\nidle_advance = false\ncheckpoint_interval_secs = 1\nmax_batch_records = 2000\n\
+         [input]\nformat = \"csv\"\n[input.fields]\nitem_id = \"item_id\"\nitem_name = \"item_name\"\n\
+         category = \"category\"\nquantity = \"quantity\"\nunit_price = \"unit_price\"\ntime = \"time\"\n\
+         original_time = \"original_time\"\ncurrency = \"currency\"\n",
+    )
+    .unwrap();
+    let events = work.path().join("events.csv");
+    let out = std::process::Command::new(bin())
+        .args([
+            "generate",
+            "--events",
+            "200000",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--out",
+        ])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let reference_dir = work.path().join("reference");
+    let out = run(
+        &["replay", "--no-progress", events.to_str().unwrap()],
+        &config,
+        &reference_dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = stored_results(&config, &reference_dir);
+
+    let dir = work.path().join("interrupted");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill schedule seed {seed}");
+    let mut rng = XorShift(seed);
+    let mut killed = 0;
+    for _ in 0..3 {
+        let mut child = std::process::Command::new(bin())
+            .args(["replay", "--no-progress", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&dir)
+            .arg(&events)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.next_ms(100, 1500)));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    let out = run(
+        &["replay", "--no-progress", events.to_str().unwrap()],
+        &config,
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("replay was killed {killed} times before the final run");
+    let resumed = stored_results(&config, &dir);
+    assert_eq!(
+        resumed, reference,
+        "an interrupted and repeated replay differs from one clean replay"
+    );
+}
