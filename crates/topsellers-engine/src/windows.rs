@@ -66,9 +66,6 @@ pub(crate) struct WindowState {
     pub cur: Option<i64>,
     /// `dirty[cat * windows + w]`: the ranking of (cat, w) may have changed since it was last computed.
     pub dirty: Vec<bool>,
-    /// Entries of the newest bucket when the next one began: a new bucket starts with that capacity,
-    /// so it does not rehash its way up from empty during a steady stream.
-    expected_bucket_len: usize,
 }
 
 impl WindowState {
@@ -81,7 +78,6 @@ impl WindowState {
             buckets: BTreeMap::new(),
             cur: None,
             dirty: Vec::new(),
-            expected_bucket_len: 0,
         }
     }
 
@@ -131,10 +127,9 @@ impl WindowState {
             }
         }
         if at > cur - self.keep {
-            let expected = self.expected_bucket_len;
             self.buckets
                 .entry(at)
-                .or_insert_with(|| Bucket::with_capacity_and_hasher(expected, Default::default()))
+                .or_default()
                 .entry(target.series)
                 .or_default()
                 .add(units, revenue);
@@ -168,7 +163,6 @@ impl WindowState {
                 }
             }
         }
-        self.expected_bucket_len = self.buckets.get(&from).map_or(0, |b| b.len());
         // Keep only buckets after `to - keep`: the ones the longest window still covers.
         let kept = self
             .buckets
