@@ -189,6 +189,15 @@ impl Config {
         if let Some(input) = &config.input {
             prefixed(&mut errors, "input", input.validate());
         }
+        if config.limits.max_future_secs > config.engine.allowed_lateness_secs {
+            errors.push(format!(
+                "limits.max_future_secs ({}) is larger than engine.allowed_lateness_secs ({}): event time follows the \
+                 newest event, so one producer whose clock runs that far ahead would make everyone's on-time \
+                 purchases late; lower limits.max_future_secs or raise engine.allowed_lateness_secs",
+                config.limits.max_future_secs, config.engine.allowed_lateness_secs
+            ));
+        }
+        name_env_sources(&mut errors, env);
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -201,6 +210,26 @@ impl Config {
         std::env::vars()
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
             .collect()
+    }
+}
+
+/// An error about a key that an environment variable set says so: the file is not where to look for it.
+fn name_env_sources(errors: &mut [String], env: &[(String, String)]) {
+    for (var, _) in env {
+        let Some(path) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = path.to_ascii_lowercase().replace("__", ".");
+        for e in errors.iter_mut() {
+            let mentions = e.starts_with(&format!("{key}:"))
+                || e.starts_with(&format!("{key} "))
+                || e.contains(&format!(" {key} "));
+            if mentions && !e.contains(var.as_str()) {
+                e.push_str(&format!(
+                    " (the value comes from the environment variable {var})"
+                ));
+            }
+        }
     }
 }
 

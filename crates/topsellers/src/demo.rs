@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use topsellers_gen::Generator;
 use topsellers_ingest::Parsed;
+use topsellers_model::PurchaseEvent;
 use topsellers_server::{Metrics, Results};
 
 pub struct DemoOptions {
@@ -22,7 +23,7 @@ pub async fn run(config: Config, options: DemoOptions) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let results = Results::with_currency_decimals(config.limits.price_decimals);
     let mut core = NodeCore::open(&config, metrics.clone())?;
-    let mut generator = Generator::new(config.demo.clone());
+    let mut generator = DemoTraffic::new(Generator::new(config.demo.clone()));
     if core.engine().stats().events_counted == 0 && options.backfill_minutes > 0 {
         backfill(
             &mut core,
@@ -49,9 +50,38 @@ pub async fn run(config: Config, options: DemoOptions) -> Result<()> {
     served
 }
 
+/// The generator numbers its events from 1 for a given seed; a demo restarted on the same data directory would
+/// replay those ids and see its new purchases dropped as duplicates. Each run gets its own id namespace (exact
+/// duplicates the generator makes on purpose keep sharing an id).
+struct DemoTraffic {
+    generator: Generator,
+    run_id: String,
+}
+
+impl DemoTraffic {
+    fn new(generator: Generator) -> DemoTraffic {
+        DemoTraffic {
+            generator,
+            run_id: format!("{:x}", wall_clock_ms()),
+        }
+    }
+
+    fn events_due(&mut self, elapsed_ms: u64, step_ms: u64) -> usize {
+        self.generator.events_due(elapsed_ms, step_ms)
+    }
+
+    fn next_event(&mut self, now_ms: i64) -> PurchaseEvent {
+        let mut ev = self.generator.next_event(now_ms);
+        if let Some(id) = &mut ev.event_id {
+            *id = format!("{}-{id}", self.run_id);
+        }
+        ev
+    }
+}
+
 fn backfill(
     core: &mut NodeCore,
-    generator: &mut Generator,
+    generator: &mut DemoTraffic,
     minutes: u64,
     batch: usize,
 ) -> Result<()> {
@@ -80,7 +110,7 @@ fn backfill(
     Ok(())
 }
 
-async fn generate_traffic(node: NodeHandle, mut generator: Generator) {
+async fn generate_traffic(node: NodeHandle, mut generator: DemoTraffic) {
     let step = Duration::from_millis(100);
     let mut interval = tokio::time::interval(step);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

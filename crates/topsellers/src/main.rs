@@ -88,8 +88,11 @@ enum Command {
         after_help = "Examples:\n  topsellers generate --events 1000000 --out /tmp/events.csv\n  topsellers generate --events 5000 --out /tmp/events.jsonl --start 2026-11-01T00:00:00Z"
     )]
     Generate {
+        /// How many purchases to write.
         #[arg(long)]
         events: u64,
+        /// Output file: `.jsonl`/`.ndjson` for JSON lines (the POST /v1/purchases shape), anything else for CSV.
+        /// Either reads back with `topsellers replay` and no [input] section.
         #[arg(long)]
         out: PathBuf,
         /// Time of the first event (RFC 3339); default one day ago.
@@ -242,8 +245,35 @@ fn print_results(
         );
     };
     let category = category
-        .map(|c| topsellers_model::CategoryPath::parse(&c).map(|p| p.as_str().to_string()))
+        .map(|c| {
+            topsellers_model::CategoryPath::parse(&c)
+                .map(|p| p.as_str().to_string())
+                .with_context(|| format!("--category {c:?}"))
+        })
         .transpose()?;
+    if let Some(w) = &window {
+        if !snapshot.windows.iter().any(|s| &s.name == w) {
+            let known: Vec<&str> = snapshot.windows.iter().map(|w| w.name.as_str()).collect();
+            anyhow::bail!(
+                "--window {w:?} is not one of this data directory's windows: {}",
+                known.join(", ")
+            );
+        }
+    }
+    if n == 0 || n > snapshot.top_k {
+        anyhow::bail!(
+            "--n {n} is out of range; use 1 to {} (engine.top_k)",
+            snapshot.top_k
+        );
+    }
+    if let Some(c) = &category {
+        if !snapshot.lists.contains_key(c) {
+            eprintln!(
+                "topsellers: category {c:?} has no sales in {}",
+                config.data_dir.display()
+            );
+        }
+    }
     let mut lists = Vec::new();
     for (cat, per_window) in &snapshot.lists {
         if category.as_ref().is_some_and(|c| c != cat) {

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use topsellers_server::Results;
 
+/// Longest time between two published snapshots while the node is alive, even when nothing changed.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
 pub type Reply = oneshot::Sender<Result<BatchOutcome, String>>;
 
 enum Command {
@@ -93,6 +96,7 @@ fn run(
     let snapshot_every = Duration::from_millis(config.snapshot_interval_ms);
     let tick_every = Duration::from_millis(config.tick_interval_ms);
     let mut next_snapshot = Instant::now();
+    let mut last_publish = Instant::now();
     let mut next_tick = Instant::now();
     core.publish_snapshot(&results, true);
     let mut shutting_down = false;
@@ -136,7 +140,12 @@ fn run(
             process(&mut core, submissions, replies, tick_ms);
         }
         if Instant::now() >= next_snapshot || shutting_down {
-            core.publish_snapshot(&results, false);
+            // Even with nothing new, republish now and then: computed_at is how servers and the page tell
+            // "up to date, just quiet" from "the aggregator stopped".
+            let heartbeat_due = last_publish.elapsed() >= HEARTBEAT;
+            if core.publish_snapshot(&results, heartbeat_due).is_some() {
+                last_publish = Instant::now();
+            }
             next_snapshot = Instant::now() + snapshot_every;
         }
         if core.checkpoint_due() || shutting_down {

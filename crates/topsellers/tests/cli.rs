@@ -211,7 +211,7 @@ fn posted_purchases_are_served_within_a_second() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
-        "[server]\nauth_token = \"t0ken\"\n[node]\nidle_advance = false\n",
+        "[server]\nauth_token = \"t0ken-for-tests-only\"\n[node]\nidle_advance = false\n",
     )
     .unwrap();
     let port = free_port();
@@ -228,7 +228,7 @@ fn posted_purchases_are_served_within_a_second() {
         port,
         "POST",
         "/v1/purchases",
-        &[("Authorization", "Bearer t0ken")],
+        &[("Authorization", "Bearer t0ken-for-tests-only")],
         body.as_bytes(),
     )
     .unwrap();
@@ -257,7 +257,7 @@ fn posted_purchases_are_served_within_a_second() {
         port,
         "POST",
         "/v1/purchases",
-        &[("Authorization", "Bearer t0ken")],
+        &[("Authorization", "Bearer t0ken-for-tests-only")],
         body.as_bytes(),
     )
     .unwrap();
