@@ -142,13 +142,8 @@ fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
 }
 
 pub(crate) fn categories(ctx: &Shared, request: &Request) -> Response {
-    if request.uri().query().is_some_and(|q| !q.is_empty()) {
-        return ApiError::bad_parameter(
-            "query",
-            "/v1/categories takes no query parameters; remove them",
-        )
-        .into_response();
-    }
+    // /v1/categories takes no parameters; any given (cache-busters, tracking tags) are ignored
+    // rather than failing a page load.
     ctx.app.results.with_prepared(|prepared| match prepared {
         None => json_response(
             Bytes::from(render::warming_up_categories_body()),

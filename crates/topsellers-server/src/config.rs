@@ -11,9 +11,10 @@ pub struct ServerConfig {
     /// Address to listen on, `host:port`. Default `127.0.0.1:8080`: loopback only, so a fresh install
     /// is not reachable from the network until someone decides it should be.
     pub listen: String,
-    /// Bearer token that `POST /v1/purchases` requires (`Authorization: Bearer <token>`). Unset (the
-    /// default) disables the endpoint: it answers 403 and says to set `server.auth_token`. Never
-    /// printed: `Debug` masks it.
+    /// Bearer token that `POST /v1/purchases` requires (`Authorization: Bearer <token>`), at least 16
+    /// printable ASCII characters (`openssl rand -hex 24` makes a good one). Unset (the default)
+    /// disables the endpoint: it answers 403 and says to set `server.auth_token`. Never printed:
+    /// `Debug` masks it.
     pub auth_token: Option<String>,
     /// Largest accepted request body in bytes; a bigger body gets 413. Default 8 MiB.
     pub max_body_bytes: usize,
@@ -45,6 +46,9 @@ const MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
 const MAX_REQUEST_TIMEOUT_MS: u64 = 600_000;
 const MAX_CONCURRENT_POSTS: usize = 100_000;
 const MAX_PAGE_REFRESH_SECS: u32 = 3600;
+/// Shortest accepted `server.auth_token`: anything shorter is a password someone typed, not a
+/// random token, and the endpoint is reachable by anyone who can guess it.
+pub(crate) const MIN_AUTH_TOKEN_CHARS: usize = 16;
 
 impl ServerConfig {
     /// Every problem of the section at once, each naming `server.<key>` and the fix. Empty when the
@@ -63,6 +67,11 @@ impl ServerConfig {
                     "server.auth_token is empty; set a long random token, or remove the key to disable POST /v1/purchases"
                         .to_string(),
                 );
+            } else if token.chars().count() < MIN_AUTH_TOKEN_CHARS {
+                problems.push(format!(
+                    "server.auth_token is {} characters long, too short to resist guessing; use at least {MIN_AUTH_TOKEN_CHARS} random characters, e.g. the output of `openssl rand -hex 24`",
+                    token.chars().count()
+                ));
             } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
                 // The token travels in an HTTP header; anything else could not be sent reliably.
                 problems.push(
@@ -137,7 +146,7 @@ mod tests {
         assert_eq!(ServerConfig::default().validate(), Vec::<String>::new());
         let c = ServerConfig {
             listen: "localhost:9000".into(),
-            auth_token: Some("s3cr3t-token".into()),
+            auth_token: Some("s3cr3t-token-0123".into()),
             ..ServerConfig::default()
         };
         assert_eq!(c.validate(), Vec::<String>::new());
@@ -173,10 +182,34 @@ mod tests {
     #[test]
     fn token_with_space_is_rejected() {
         let c = ServerConfig {
-            auth_token: Some("two words".into()),
+            auth_token: Some("two words, long enough".into()),
             ..ServerConfig::default()
         };
         assert_eq!(c.validate().len(), 1);
+    }
+
+    #[test]
+    fn short_token_is_rejected_with_the_fix() {
+        for short in ["t0ken", "fifteen-chars-x"] {
+            let c = ServerConfig {
+                auth_token: Some(short.into()),
+                ..ServerConfig::default()
+            };
+            let problems = c.validate();
+            assert_eq!(problems.len(), 1, "{short}: {problems:?}");
+            assert!(problems[0].starts_with("server.auth_token"), "{problems:?}");
+            assert!(problems[0].contains("at least 16"), "{problems:?}");
+            assert!(problems[0].contains("openssl rand -hex 24"), "{problems:?}");
+            assert!(
+                !problems[0].contains(short),
+                "the token must not be printed"
+            );
+        }
+        let c = ServerConfig {
+            auth_token: Some("sixteen-chars-xx".into()),
+            ..ServerConfig::default()
+        };
+        assert_eq!(c.validate(), Vec::<String>::new());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub(crate) enum ErrorKind {
     NotFound,
     MethodNotAllowed,
     PayloadTooLarge,
+    /// Only for a `Content-Encoding` the server does not decode.
+    UnsupportedEncoding,
     Unavailable,
     Internal,
 }
@@ -35,6 +37,7 @@ impl ErrorKind {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -87,12 +90,35 @@ impl ApiError {
 
 #[derive(Serialize)]
 struct Envelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    #[serde(flatten)]
     error: &'a ApiError,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&Envelope { error: &self }).unwrap_or_else(|_| {
+        self.into_response_with_request_id(None)
+    }
+}
+
+impl ApiError {
+    /// The response, with `request_id` inside the error object when given (`POST /v1/purchases`
+    /// does, so a producer's log line can be matched with the server's; every response also has
+    /// it in `X-Request-Id`).
+    pub(crate) fn into_response_with_request_id(self, request_id: Option<&str>) -> Response {
+        let envelope = Envelope {
+            error: ErrorBody {
+                error: &self,
+                request_id,
+            },
+        };
+        let body = serde_json::to_vec(&envelope).unwrap_or_else(|_| {
             // Serialising strings and numbers cannot fail; keep a valid body even if it somehow did.
             br#"{"error":{"kind":"internal","message":"error could not be rendered"}}"#.to_vec()
         });
@@ -116,6 +142,13 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"topsellers\""),
                 );
             }
+            ErrorKind::UnsupportedEncoding => {
+                // RFC 7694: say which codings are accepted.
+                headers.insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                );
+            }
             _ => {}
         }
         response
@@ -135,6 +168,7 @@ mod tests {
             (ErrorKind::NotFound, 404),
             (ErrorKind::MethodNotAllowed, 405),
             (ErrorKind::PayloadTooLarge, 413),
+            (ErrorKind::UnsupportedEncoding, 415),
             (ErrorKind::Unavailable, 503),
             (ErrorKind::Internal, 500),
         ];

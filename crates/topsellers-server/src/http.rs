@@ -1,5 +1,6 @@
 //! The router, the state it shares, and serving it.
 
+use crate::edge::EdgeLayer;
 use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Route;
 use crate::{api, page, probes, purchases, Metrics, PurchaseSink, Results, ServerConfig};
@@ -11,7 +12,6 @@ use axum::Router;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-use tower_http::catch_panic::CatchPanicLayer;
 
 /// Everything the handlers need. Cloning is cheap (reference counts).
 #[derive(Clone)]
@@ -54,6 +54,9 @@ impl Shared {
 /// Reads (`/v1/top`, `/v1/categories`, probes, the page) never wait on anything but memory, so
 /// they are neither shed nor timed out; only `POST /v1/purchases` is limited by
 /// `server.max_concurrent_posts`, `server.max_body_bytes` and `server.request_timeout_ms`.
+///
+/// Every response carries an `X-Request-Id`: the client's own when it is 1 to 64 characters of
+/// `[A-Za-z0-9._-]`, else a generated one. A panicking handler becomes a 500 JSON error.
 pub fn router(state: AppState) -> Router {
     let page = page::render_page(&state.config);
     let metrics = Arc::clone(&state.metrics);
@@ -114,7 +117,7 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(CatchPanicLayer::custom(move |_panic| panic_response(&metrics)))
+        .layer(EdgeLayer { metrics })
         .with_state(ctx)
 }
 
@@ -137,19 +140,6 @@ pub async fn serve(
 }
 
 const ENDPOINTS: &str = "GET /v1/top, GET /v1/categories, POST /v1/purchases, GET /healthz, GET /readyz, GET /metrics and the web page at GET /";
-
-/// A bug must not cost the client its connection, nor leak the panic message: a plain 500. The
-/// route is unknown here: the handler that knew it is gone.
-fn panic_response(metrics: &Metrics) -> Response {
-    tracing::error!("a request handler panicked; answering 500");
-    let response = ApiError::new(
-        ErrorKind::Internal,
-        "internal error while answering; the request may be retried",
-    )
-    .into_response();
-    metrics.record_http(Route::Unknown, response.status().as_u16());
-    response
-}
 
 async fn not_found(State(ctx): State<Ctx>) -> Response {
     let response = ApiError::new(

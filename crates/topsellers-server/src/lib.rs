@@ -25,9 +25,26 @@
 //! Endpoints: `GET /v1/top?category=&window=&n=`, `GET /v1/categories`, `POST /v1/purchases`,
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`, and the page at `GET /`. Every error has the same
 //! JSON shape, `{"error":{"kind","message","parameter"?,"allowed"?}}`.
+//!
+//! Rules a client can rely on:
+//! - **Unknown query parameters are ignored** (cache-busters such as `_=123`, `utm_*` tags); a bad
+//!   value of a known one, or a known one given twice, is a 400 naming it.
+//! - **Before the first snapshot** answers are 200 with empty lists and `"warming_up": true`, and
+//!   `/readyz` is 503.
+//! - **A node that has counted nothing yet** (a snapshot with `events_counted == 0` and
+//!   `as_of_ms == 0`) is up and ready: answers are 200 with empty lists, `"empty": true`, and
+//!   `window_start`, `window_end` and `as_of` `null` (its zero times are no real times); `/readyz`
+//!   is 200 with `"events_counted": 0` and `"empty": true`. The key is absent otherwise.
+//! - **Every response carries `X-Request-Id`**: the client's own if it is 1 to 64 characters of
+//!   `[A-Za-z0-9._-]`, else a generated one. `POST /v1/purchases` also returns it as
+//!   `request_id` in its body (errors included) and hands it to the sink through
+//!   [`PurchaseSink::submit_with_context`].
+//! - `POST /v1/purchases` takes uncompressed bodies only: any `Content-Encoding` but `identity` is
+//!   a 415 naming the header.
 
 mod api;
 mod config;
+mod edge;
 mod error;
 mod http;
 pub mod metrics;
@@ -47,4 +64,4 @@ pub use config::ServerConfig;
 pub use http::{router, serve, AppState};
 pub use metrics::Metrics;
 pub use results::Results;
-pub use sink::{BoxFuture, PurchaseSink, RejectedRecord, SubmitError, SubmitReport};
+pub use sink::{BoxFuture, PurchaseSink, RejectedRecord, SubmitContext, SubmitError, SubmitReport};

@@ -2,7 +2,7 @@
 
 use crate::error::{ApiError, ErrorKind};
 use crate::http::Shared;
-use crate::render::rfc3339;
+use crate::render::{as_of, is_empty, rfc3339};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,7 +21,8 @@ pub(crate) fn healthz() -> Response {
 
 /// Ready once a snapshot was published. A stale snapshot stays ready on purpose: serving old
 /// results beats taking every server out of rotation when the aggregator is down; the age is
-/// reported so that monitoring can alert on it.
+/// reported so that monitoring can alert on it. A node that has counted nothing yet is ready too
+/// (it is up and answers, with empty lists): `events_counted` is 0 and `empty` is true.
 pub(crate) fn readyz(ctx: &Shared) -> Response {
     match ctx.app.results.current() {
         None => ApiError::new(
@@ -35,8 +36,10 @@ pub(crate) fn readyz(ctx: &Shared) -> Response {
                 "status": "ready",
                 "snapshot_version": snapshot.version,
                 "snapshot_age_seconds": age_ms as f64 / 1000.0,
-                "as_of": rfc3339(snapshot.as_of_ms),
+                "as_of": as_of(&snapshot),
                 "computed_at": rfc3339(snapshot.computed_at_ms),
+                "events_counted": snapshot.events_counted,
+                "empty": is_empty(&snapshot),
             }))
             .into_response()
         }

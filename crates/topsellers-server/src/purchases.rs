@@ -2,9 +2,10 @@
 //!
 //! [`PurchaseSink`]: crate::PurchaseSink
 
+use crate::edge::request_id;
 use crate::error::{ApiError, ErrorKind};
 use crate::http::Shared;
-use crate::sink::{SubmitError, SubmitReport};
+use crate::sink::{SubmitContext, SubmitError, SubmitReport};
 use crate::PurchaseSink;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap};
@@ -12,19 +13,33 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Serialize;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::AbortHandle;
 
+/// The 200 body: the sink's report and the request id the client can quote.
+#[derive(Serialize)]
+struct Accepted {
+    #[serde(flatten)]
+    report: SubmitReport,
+    request_id: String,
+}
+
 pub(crate) async fn submit(ctx: &Shared, request: Request) -> Response {
-    match accept(ctx, request).await {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => e.into_response(),
+    let request_id = request_id(request.headers()).to_string();
+    match accept(ctx, request, request_id.clone()).await {
+        Ok(report) => Json(Accepted { report, request_id }).into_response(),
+        Err(e) => e.into_response_with_request_id(Some(&request_id)),
     }
 }
 
-async fn accept(ctx: &Shared, request: Request) -> Result<SubmitReport, ApiError> {
+async fn accept(
+    ctx: &Shared,
+    request: Request,
+    request_id: String,
+) -> Result<SubmitReport, ApiError> {
     let config = &ctx.app.config;
     let Some(token) = config.auth_token.as_deref() else {
         return Err(ApiError::new(
@@ -39,6 +54,7 @@ async fn accept(ctx: &Shared, request: Request) -> Result<SubmitReport, ApiError
             "this server does not ingest purchases (it only serves results); send them to a node that ingests",
         ));
     };
+    check_encoding(request.headers())?;
     // Shed load before reading the body, so an overloaded server spends nothing on the excess.
     let Ok(_permit) = ctx.post_permits.try_acquire() else {
         return Err(ApiError::new(
@@ -56,10 +72,12 @@ async fn accept(ctx: &Shared, request: Request) -> Result<SubmitReport, ApiError
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let work = async move {
         let body = read_body(request, limit).await?;
-        run_isolated(sink, body).await?.map_err(|e| match e {
-            SubmitError::Unavailable(message) => ApiError::new(ErrorKind::Unavailable, message),
-            SubmitError::BadRequest(message) => ApiError::new(ErrorKind::BadRequest, message),
-        })
+        run_isolated(sink, body, SubmitContext::new(request_id))
+            .await?
+            .map_err(|e| match e {
+                SubmitError::Unavailable(message) => ApiError::new(ErrorKind::Unavailable, message),
+                SubmitError::BadRequest(message) => ApiError::new(ErrorKind::BadRequest, message),
+            })
     };
     let report = tokio::time::timeout(timeout, work).await.map_err(|_| {
         ApiError::new(
@@ -79,6 +97,7 @@ async fn accept(ctx: &Shared, request: Request) -> Result<SubmitReport, ApiError
 async fn run_isolated(
     sink: Arc<dyn PurchaseSink>,
     body: Bytes,
+    context: SubmitContext,
 ) -> Result<Result<SubmitReport, SubmitError>, ApiError> {
     let sink_failed = || {
         tracing::error!("the purchase sink panicked; answering 500");
@@ -87,8 +106,9 @@ async fn run_isolated(
             "internal error while storing the purchases; they may not be durable, retry the request",
         )
     };
-    let future = std::panic::catch_unwind(AssertUnwindSafe(|| sink.submit(body)))
-        .map_err(|_| sink_failed())?;
+    let future =
+        std::panic::catch_unwind(AssertUnwindSafe(|| sink.submit_with_context(body, context)))
+            .map_err(|_| sink_failed())?;
     let task = tokio::spawn(future);
     let _abort_on_drop = AbortOnDrop(task.abort_handle());
     task.await.map_err(|_| sink_failed())
@@ -163,6 +183,40 @@ fn constant_time_eq(presented: &[u8], expected: &[u8]) -> bool {
         .zip(expected)
         .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     std::hint::black_box(difference) == 0
+}
+
+/// Only uncompressed bodies are taken. A compressed body would otherwise reach the parser as
+/// binary and be rejected as "not valid UTF-8", which points the client the wrong way; and
+/// decompressing would need its own bomb protection for little gain (purchase batches are small and
+/// producers sit close to the server).
+fn check_encoding(headers: &HeaderMap) -> Result<(), ApiError> {
+    let mut encodings = headers.get_all(header::CONTENT_ENCODING).iter().peekable();
+    if encodings.peek().is_none() {
+        return Ok(());
+    }
+    let mut named = Vec::new();
+    for value in encodings {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for coding in text.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("identity") {
+                // Echo what was sent, but not an unbounded header back into the body.
+                named.push(coding.chars().take(32).collect::<String>());
+            }
+        }
+    }
+    if named.is_empty() {
+        return Ok(());
+    }
+    let mut error = ApiError::new(
+        ErrorKind::UnsupportedEncoding,
+        format!(
+            "Content-Encoding: {} is not supported on POST /v1/purchases; send the body uncompressed and remove the Content-Encoding header",
+            named.join(", ")
+        ),
+    )
+    .allowed(serde_json::json!(["identity"]));
+    error.parameter = Some("Content-Encoding".to_string());
+    Err(error)
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {

@@ -11,9 +11,6 @@ use topsellers_model::CategoryPath;
 const MAX_CATEGORY_LEN: usize = 256;
 const MAX_CATEGORY_DEPTH: usize = 8;
 
-/// The parameters `/v1/top` knows.
-pub(crate) const TOP_PARAMETERS: [&str; 3] = ["category", "window", "n"];
-
 /// The raw, decoded parameters of `/v1/top`; each absent when not given.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct TopQuery<'a> {
@@ -22,8 +19,12 @@ pub(crate) struct TopQuery<'a> {
     pub n: Option<Cow<'a, str>>,
 }
 
-/// Splits and decodes `category=..&window=..&n=..`. Unknown and repeated keys are errors: a typo
-/// such as `windw=24h` must not silently fall back to the default window.
+/// Splits and decodes `category=..&window=..&n=..`.
+///
+/// Unknown keys are ignored: cache-busters (`_=123`), `utm_*` tags and the like are added to URLs
+/// by browsers, proxies and marketing tools, and a page must never get an error because of them.
+/// Their values are not even decoded. Bad values of known keys are still errors, and so is a
+/// known key given twice, since it is unclear which one was meant.
 pub(crate) fn parse_top_query(raw: Option<&str>) -> Result<TopQuery<'_>, ApiError> {
     let mut query = TopQuery::default();
     let Some(raw) = raw else {
@@ -31,23 +32,15 @@ pub(crate) fn parse_top_query(raw: Option<&str>) -> Result<TopQuery<'_>, ApiErro
     };
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = decode(raw_key).map_err(|()| {
-            ApiError::bad_parameter(
-                "query",
-                "a query parameter name is not valid UTF-8 once decoded; percent-encode UTF-8 text",
-            )
-        })?;
+        // A key that does not decode is no key we know: ignored like any other unknown one.
+        let Ok(key) = decode(raw_key) else {
+            continue;
+        };
         let slot = match key.as_ref() {
             "category" => &mut query.category,
             "window" => &mut query.window,
             "n" => &mut query.n,
-            other => {
-                return Err(ApiError::bad_parameter(
-                    other,
-                    format!("unknown query parameter {other:?}; use category, window or n"),
-                )
-                .allowed(serde_json::json!(TOP_PARAMETERS)))
-            }
+            _ => continue,
         };
         let value = decode(raw_value).map_err(|()| {
             ApiError::bad_parameter(
@@ -165,9 +158,22 @@ mod tests {
     }
 
     #[test]
-    fn unknown_and_repeated_keys_name_the_key() {
-        let e = parse_top_query(Some("windw=24h")).unwrap_err();
-        assert_eq!(e.parameter.as_deref(), Some("windw"));
+    fn unknown_keys_are_ignored_repeated_known_keys_are_not() {
+        for raw in [
+            "_=123",
+            "utm_source=mail&utm_medium=x",
+            "foo=%FF",
+            "%FF=1",
+            "windw=24h",
+        ] {
+            assert_eq!(
+                parse_top_query(Some(raw)).unwrap(),
+                TopQuery::default(),
+                "{raw}"
+            );
+        }
+        let q = parse_top_query(Some("_=1&n=3&foo=bar&foo=baz")).unwrap();
+        assert_eq!(q.n.as_deref(), Some("3"));
         let e = parse_top_query(Some("n=1&n=2")).unwrap_err();
         assert_eq!(e.parameter.as_deref(), Some("n"));
         let e = parse_top_query(Some("category=%FF")).unwrap_err();

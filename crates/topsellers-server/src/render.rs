@@ -30,6 +30,21 @@ pub(crate) fn rfc3339(ms: TimestampMs) -> Option<String> {
         .map(|t| t.to_string())
 }
 
+/// True for a snapshot of a node that has never counted an event: its time fields are the zero
+/// default, not a real time, so they are reported as `null` and the body says `"empty": true`.
+pub(crate) fn is_empty(snapshot: &Snapshot) -> bool {
+    snapshot.events_counted == 0 && snapshot.as_of_ms == 0
+}
+
+/// `as_of` of a snapshot, `None` when it is [empty](is_empty).
+pub(crate) fn as_of(snapshot: &Snapshot) -> Option<String> {
+    if is_empty(snapshot) {
+        None
+    } else {
+        rfc3339(snapshot.as_of_ms)
+    }
+}
+
 #[derive(Serialize)]
 struct TopBody<'a> {
     category: &'a str,
@@ -42,6 +57,8 @@ struct TopBody<'a> {
     computed_at: Option<String>,
     version: u64,
     items: Vec<ItemBody<'a>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    empty: bool,
 }
 
 #[derive(Serialize)]
@@ -67,7 +84,9 @@ pub(crate) fn top_body(
     n: usize,
     decimals: u32,
 ) -> Vec<u8> {
-    let bounds = list.map(|l| l.bounds).or(bounds);
+    let empty = is_empty(snapshot);
+    // Bounds computed from an as_of of 0 would be dates around 1970: not bounds of anything.
+    let bounds = list.map(|l| l.bounds).or(bounds).filter(|_| !empty);
     let items = list
         .map(|l| {
             l.items
@@ -91,10 +110,11 @@ pub(crate) fn top_body(
         currency: &snapshot.currency,
         window_start: bounds.and_then(|b| b.start_ms).and_then(rfc3339),
         window_end: bounds.and_then(|b| rfc3339(b.end_ms)),
-        as_of: rfc3339(snapshot.as_of_ms),
+        as_of: as_of(snapshot),
         computed_at: rfc3339(snapshot.computed_at_ms),
         version: snapshot.version,
         items,
+        empty,
     };
     serde_json::to_vec(&body).expect("a body of strings and integers always serialises")
 }
@@ -127,6 +147,8 @@ struct CategoriesBody<'a> {
     as_of: Option<String>,
     computed_at: Option<String>,
     version: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    empty: bool,
 }
 
 #[derive(Serialize)]
@@ -175,9 +197,10 @@ pub(crate) fn categories_body(snapshot: &Snapshot) -> Vec<u8> {
         default_window: snapshot.windows.first().map(|w| w.name.as_str()),
         top_k: snapshot.top_k,
         currency: &snapshot.currency,
-        as_of: rfc3339(snapshot.as_of_ms),
+        as_of: as_of(snapshot),
         computed_at: rfc3339(snapshot.computed_at_ms),
         version: snapshot.version,
+        empty: is_empty(snapshot),
     };
     serde_json::to_vec(&body).expect("a body of strings and integers always serialises")
 }

@@ -131,8 +131,7 @@ impl Prepared {
                 snapshot.version, snapshot.computed_at_ms
             ))
             .expect("digits and dots are a valid header"),
-            as_of_header: render::rfc3339(snapshot.as_of_ms)
-                .and_then(|s| HeaderValue::from_str(&s).ok()),
+            as_of_header: render::as_of(&snapshot).and_then(|s| HeaderValue::from_str(&s).ok()),
             top: HashMap::with_capacity(snapshot.lists.len()),
             fallback_bounds,
             default_n,

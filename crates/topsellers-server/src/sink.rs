@@ -11,7 +11,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Takes the body of a purchase submission.
 ///
 /// Lifecycle: the server authenticates the request, enforces the size and concurrency limits, then
-/// calls [`submit`](PurchaseSink::submit) once with the whole body (NDJSON or a JSON array; the sink
+/// calls [`submit_with_context`](PurchaseSink::submit_with_context) (by default, [`submit`](PurchaseSink::submit))
+/// once with the whole body (NDJSON or a JSON array; the sink
 /// parses it). The returned future must resolve only once every accepted record is durable (logged),
 /// because the server answers 200 on `Ok` and a 200 promises the events are not lost.
 ///
@@ -25,7 +26,38 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Metrics: the sink, not the server, counts received/accepted/rejected events, because only it
 /// knows them (see [`Metrics`](crate::Metrics)).
 pub trait PurchaseSink: Send + Sync + 'static {
+    /// Takes one whole body; see the trait documentation for the contract.
     fn submit(&self, body: Bytes) -> BoxFuture<'static, Result<SubmitReport, SubmitError>>;
+
+    /// What the server calls: [`submit`](PurchaseSink::submit) with what is known about the
+    /// request, such as its id, so that dead letters and logs can name the request they came
+    /// from. The default ignores the context; a sink that records rejects should override it.
+    fn submit_with_context(
+        &self,
+        body: Bytes,
+        ctx: SubmitContext,
+    ) -> BoxFuture<'static, Result<SubmitReport, SubmitError>> {
+        let _ = ctx;
+        self.submit(body)
+    }
+}
+
+/// What the server knows about a submission besides its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubmitContext {
+    /// The request's id, as sent back in the `X-Request-Id` header and the response body: the
+    /// client's own (1 to 64 characters of `[A-Za-z0-9._-]`) or one the server generated. Safe to
+    /// write into logs and dead-letter records as-is.
+    pub request_id: String,
+}
+
+impl SubmitContext {
+    pub fn new(request_id: impl Into<String>) -> SubmitContext {
+        SubmitContext {
+            request_id: request_id.into(),
+        }
+    }
 }
 
 /// The outcome of one submission, returned to the client as JSON.

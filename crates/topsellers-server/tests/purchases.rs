@@ -10,16 +10,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use topsellers_server::{
-    BoxFuture, PurchaseSink, RejectedRecord, ServerConfig, SubmitError, SubmitReport,
+    BoxFuture, PurchaseSink, RejectedRecord, ServerConfig, SubmitContext, SubmitError, SubmitReport,
 };
 
 /// Accepts every non-blank line except those containing `bad`, and remembers the bodies.
 #[derive(Default)]
 struct LineSink {
     bodies: Mutex<Vec<Bytes>>,
+    contexts: Mutex<Vec<SubmitContext>>,
 }
 
 impl PurchaseSink for LineSink {
+    fn submit_with_context(
+        &self,
+        body: Bytes,
+        ctx: SubmitContext,
+    ) -> BoxFuture<'static, Result<SubmitReport, SubmitError>> {
+        self.contexts.lock().unwrap().push(ctx);
+        self.submit(body)
+    }
+
     fn submit(&self, body: Bytes) -> BoxFuture<'static, Result<SubmitReport, SubmitError>> {
         self.bodies.lock().unwrap().push(body.clone());
         Box::pin(async move {
@@ -107,9 +117,10 @@ async fn accepted_body_reaches_the_sink_and_reports() {
     let body = "{\"item_id\":\"a\"}\n\n{\"item_id\":\"b\"}\n";
     let a = send(&app.router, post(body, Some(&bearer()))).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let id = a.header("x-request-id");
     assert_eq!(
         a.json(),
-        serde_json::json!({"accepted": 2, "duplicates": 0, "skipped": 1, "rejected": []})
+        serde_json::json!({"accepted": 2, "duplicates": 0, "skipped": 1, "rejected": [], "request_id": id})
     );
     assert_eq!(sink.bodies.lock().unwrap().as_slice(), [Bytes::from(body)]);
 }
@@ -313,4 +324,100 @@ async fn a_panicking_sink_is_a_500_not_a_dropped_connection() {
             "{metrics}"
         );
     }
+}
+
+/// Regression: a gzip body was passed to the parser and rejected as "not valid UTF-8".
+#[tokio::test]
+async fn compressed_bodies_get_415_naming_the_header() {
+    let sink = Arc::new(LineSink::default());
+    let app = app_with(config(), Some(sink.clone()));
+    for encoding in ["gzip", "br", "deflate, gzip", "x-unknown"] {
+        let mut request = post("\x1f\u{8b}\x08binary", Some(&bearer()));
+        request
+            .headers_mut()
+            .insert(header::CONTENT_ENCODING, encoding.parse().unwrap());
+        let a = send(&app.router, request).await;
+        assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{encoding}");
+        assert_eq!(a.header("accept-encoding"), "identity");
+        let e = &a.json()["error"];
+        assert_eq!(e["kind"], "unsupported_encoding");
+        assert_eq!(e["parameter"], "Content-Encoding");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains("Content-Encoding"), "{message}");
+        assert!(
+            message.contains(encoding.split(',').next().unwrap()),
+            "{message}"
+        );
+        assert!(message.contains("uncompressed"), "{message}");
+        assert!(!message.contains("UTF-8"), "{message}");
+    }
+    assert!(
+        sink.bodies.lock().unwrap().is_empty(),
+        "nothing reached the sink"
+    );
+    // identity is no encoding at all.
+    let mut request = post("{\"item_id\":\"a\"}\n", Some(&bearer()));
+    request
+        .headers_mut()
+        .insert(header::CONTENT_ENCODING, "Identity".parse().unwrap());
+    assert_eq!(send(&app.router, request).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_request_id_reaches_the_body_the_header_and_the_sink() {
+    let sink = Arc::new(LineSink::default());
+    let app = app_with(config(), Some(sink.clone()));
+    let mut request = post("{\"item_id\":\"a\"}\n", Some(&bearer()));
+    request
+        .headers_mut()
+        .insert("x-request-id", "producer-17.batch_3".parse().unwrap());
+    let a = send(&app.router, request).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.header("x-request-id"), "producer-17.batch_3");
+    let v = a.json();
+    assert_eq!(v["request_id"], "producer-17.batch_3");
+    assert_eq!(v["accepted"], 1);
+
+    // Without one, the generated id is the same in all three places.
+    let a = send(&app.router, post("{\"item_id\":\"b\"}\n", Some(&bearer()))).await;
+    let id = a.header("x-request-id").to_string();
+    assert_eq!(a.json()["request_id"], id.as_str());
+    let contexts = sink.contexts.lock().unwrap().clone();
+    assert_eq!(
+        contexts,
+        [
+            SubmitContext::new("producer-17.batch_3"),
+            SubmitContext::new(id)
+        ]
+    );
+
+    // Errors of the endpoint name it in the body too.
+    let mut request = post("bad\n", Some(&bearer()));
+    request
+        .headers_mut()
+        .insert("x-request-id", "r-400".parse().unwrap());
+    let a = send(&app.router, request).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json()["error"]["request_id"], "r-400");
+    assert_eq!(a.header("x-request-id"), "r-400");
+}
+
+/// A sink written before `submit_with_context` existed still works: the default forwards.
+#[tokio::test]
+async fn sinks_without_submit_with_context_still_get_the_body() {
+    struct Old;
+    impl PurchaseSink for Old {
+        fn submit(&self, body: Bytes) -> BoxFuture<'static, Result<SubmitReport, SubmitError>> {
+            Box::pin(async move {
+                Ok(SubmitReport {
+                    accepted: body.len() as u64,
+                    ..SubmitReport::default()
+                })
+            })
+        }
+    }
+    let app = app_with(config(), Some(Arc::new(Old)));
+    let a = send(&app.router, post("abc", Some(&bearer()))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["accepted"], 3);
 }
