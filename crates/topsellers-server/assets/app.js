@@ -5,8 +5,10 @@
 
 (function () {
   const refreshSecs = Math.max(1, Number(document.querySelector('meta[name="topsellers-refresh-secs"]').content) || 5);
-  // Results older than this are called stale: several missed refreshes, and at least a minute.
-  const staleAfterMs = Math.max(60000, 3 * refreshSecs * 1000);
+  // Results older than this are called stale. A live node republishes at least every 5 s even when
+  // nothing changed, so computed_at stays fresh while it runs; 30 s (or 3 page refreshes, if that is
+  // longer) means several republications were missed, not a quiet shop.
+  const staleAfterMs = Math.max(30000, 3 * refreshSecs * 1000);
   const maxGlanceCards = 24;
 
   const state = {
@@ -14,8 +16,10 @@
     window: null,
     catalogue: null,      // last /v1/categories answer
     lists: new Map(),     // category -> last /v1/top answer for the current window
-    lastSuccess: null,    // Date of the last complete refresh
-    failing: false,
+    errors: new Map(),    // category -> message of its last failed /v1/top request
+    lastSuccess: null,    // Date of the last refresh that reached the server
+    failing: false,       // the server could not be reached at all
+    categoryNotice: null, // why the category in the URL was replaced by the site-wide list
     timer: null,
   };
 
@@ -49,6 +53,7 @@
       const message = body && body.error && body.error.message ? body.error.message : "HTTP " + response.status;
       const error = new Error(message);
       error.status = response.status;
+      error.parameter = body && body.error ? body.error.parameter : undefined;
       throw error;
     }
     return body;
@@ -116,6 +121,7 @@
   }
 
   function drawCard(path, answer, big) {
+    const error = state.errors.get(path);
     const card = el("article", "card");
     const head = el("div", "card-head");
     const title = el("button", "card-title", label(path));
@@ -123,15 +129,20 @@
     title.title = "Show " + breadcrumb(path);
     title.addEventListener("click", () => selectCategory(path));
     head.appendChild(title);
-    if (answer && !answer.warming_up) head.appendChild(el("span", "card-meta", answer.window === "all" ? "all time" : "last " + answer.window));
+    if (answer && !answer.warming_up && !answer.empty) head.appendChild(el("span", "card-meta", answer.window === "all" ? "all time" : "last " + answer.window));
     card.appendChild(head);
     card.appendChild(el("p", "card-path", breadcrumb(path)));
 
+    // A failed request costs only this card: its last data stays, with a short note.
+    if (error) card.appendChild(el("p", "card-error", answer ? "Not updated: " + error : "Could not load: " + error));
     const items = answer && answer.items ? answer.items : [];
     if (!answer) {
-      card.appendChild(el("p", "empty", "Loading…"));
+      if (!error) card.appendChild(el("p", "empty", "Loading…"));
     } else if (items.length === 0) {
-      card.appendChild(el("p", "empty", answer.warming_up ? "Warming up: no results yet." : "No sales in this window."));
+      let text = "No sales in this window.";
+      if (answer.warming_up) text = "Warming up: no results yet.";
+      else if (answer.empty) text = "No purchases counted yet.";
+      card.appendChild(el("p", "empty", text));
     } else {
       const maxUnits = Math.max(1, ...items.map((i) => i.units));
       const list = el("ol", "items");
@@ -193,15 +204,23 @@
       message = state.lastSuccess
         ? "Cannot reach the server. Showing the results fetched at " + state.lastSuccess.toLocaleTimeString() + "; retrying every " + refreshSecs + " s."
         : "Cannot reach the server; retrying every " + refreshSecs + " s.";
-    } else if (!sample || sample.warming_up) {
+    } else if (!sample) {
+      pillClass = "pill-wait";
+      pillText = "loading";
+    } else if (sample.warming_up) {
       pillClass = "pill-wait";
       pillText = "warming up";
       message = "No results yet: the aggregator has not published its first snapshot.";
+    } else if (sample.empty) {
+      pillClass = "pill-wait";
+      pillText = "no data yet";
+      message = "The server is up but has not counted any purchases yet.";
     } else if (age > staleAfterMs) {
       pillClass = "pill-stale";
       pillText = "stale";
-      message = "These results are " + formatAge(age) + " old: new purchases are not being counted right now. The lists stay as they were last computed.";
+      message = "Results are " + formatAge(age) + " old; the server has not refreshed them. The lists stay as they were last computed.";
     }
+    if (state.categoryNotice) message = message ? state.categoryNotice + " " + message : state.categoryNotice;
     pill.className = "pill " + pillClass;
     pill.textContent = pillText;
     notice.hidden = message === null;
@@ -211,6 +230,7 @@
 
   function selectCategory(path) {
     state.category = path;
+    state.categoryNotice = null;
     writeHash();
     drawControls();
     drawResults();
@@ -218,6 +238,15 @@
     window.scrollTo({ top: 0, behavior: "smooth" });
   }
 
+  function topUrl(path) {
+    const params = new URLSearchParams({ category: path, n: "10" });
+    if (state.window) params.set("window", state.window);
+    return "/v1/top?" + params.toString();
+  }
+
+  // One round: the catalogue, then every shown list on its own. Only a failing catalogue (or every
+  // list failing without an answer) means the server is unreachable; one failing list costs only
+  // its card, which keeps its last data and says why it is not updated.
   async function refresh() {
     clearTimeout(state.timer);
     try {
@@ -228,15 +257,38 @@
         state.window = catalogue.default_window || windows[0] || null;
       }
       drawControls();
-      const paths = [state.category].concat(glanceCategories(catalogue).filter((p) => p !== state.category));
-      const answers = await Promise.all(paths.map((path) => {
-        const params = new URLSearchParams({ category: path, n: "10" });
-        if (state.window) params.set("window", state.window);
-        return getJson("/v1/top?" + params.toString());
-      }));
-      paths.forEach((path, i) => state.lists.set(path, answers[i]));
-      state.failing = false;
-      state.lastSuccess = new Date();
+      let paths = [state.category].concat(glanceCategories(catalogue).filter((p) => p !== state.category));
+      let outcomes = await Promise.allSettled(paths.map((path) => getJson(topUrl(path))));
+      const focus = outcomes[0];
+      if (state.category !== "" && focus.status === "rejected" && focus.reason.status === 400 && focus.reason.parameter === "category") {
+        // A bad category in the URL (a mistyped or mangled link): show the site-wide list instead.
+        state.categoryNotice = "“" + state.category + "” is not a valid category; showing all categories instead.";
+        state.errors.delete(state.category);
+        state.category = "";
+        writeHash();
+        drawControls();
+        const rest = paths.slice(1);
+        const kept = outcomes.slice(1);
+        if (!rest.includes("")) {
+          rest.unshift("");
+          kept.unshift((await Promise.allSettled([getJson(topUrl(""))]))[0]);
+        }
+        paths = rest;
+        outcomes = kept;
+      }
+      paths.forEach((path, i) => {
+        const outcome = outcomes[i];
+        if (outcome.status === "fulfilled") {
+          state.lists.set(path, outcome.value);
+          state.errors.delete(path);
+        } else {
+          state.errors.set(path, outcome.reason.message);
+          console.warn("list " + JSON.stringify(path) + " failed:", outcome.reason.message);
+        }
+      });
+      // Answers without any HTTP status (network errors) for every list: the server is gone.
+      state.failing = outcomes.length > 0 && outcomes.every((o) => o.status === "rejected" && o.reason.status === undefined);
+      if (!state.failing) state.lastSuccess = new Date();
     } catch (error) {
       // Keep whatever was shown: stale results beat an empty page.
       state.failing = true;
@@ -251,6 +303,7 @@
     readHash();
     $("category").addEventListener("change", (event) => selectCategory(event.target.value));
     window.addEventListener("hashchange", () => {
+      state.categoryNotice = null;
       readHash();
       refresh();
     });
