@@ -4,10 +4,12 @@
 use crate::config::{InputConfig, ItemIdCase, Limits};
 use crate::exclude::{normalise_item_id, Exclusions};
 use crate::fields::{mapped_names, Field, FieldValue, FieldValues, FIELD_COUNT};
-use crate::time::{parse_rfc3339_utc, TimeParser};
+use crate::scrub::{detect, scrub, Redactions};
+use crate::time::{parse_rfc3339_utc, TimeFormat, TimeParser};
 use crate::{IngestError, Parsed, SkipReason};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use topsellers_model::{
     parse_decimal_minor, CategoryPath, DeadLetter, MoneyError, PurchaseEvent, RejectReason,
@@ -68,9 +70,17 @@ pub struct RecordBuilder {
     exclusions: Exclusions,
     refund_prefix: Option<String>,
     category_prefix: String,
-    /// Raw category text -> parsed path. Files hold few distinct categories, and parsing one
-    /// (normalising case and spaces) costs more than the rest of the record.
-    categories: FxHashMap<String, CategoryPath>,
+    /// Raw category text -> parsed (scrubbed) path and what scrubbing it removed. Files hold few
+    /// distinct categories, and parsing one (normalising case and spaces) costs more than the rest
+    /// of the record.
+    categories: FxHashMap<String, (CategoryPath, Redactions)>,
+    /// Personal data removed from events and dead letters so far.
+    redactions: Cell<Redactions>,
+    /// Removed from the record being judged; counted only if it becomes an event (a dead letter's
+    /// `record` is scrubbed, and counted, on its own).
+    pending: Redactions,
+    /// Times written as text must carry an offset or `Z` (the HTTP/canonical shape).
+    require_time_offset: bool,
 }
 
 /// Bound on the category cache; beyond it the cache starts over rather than grow without limit.
@@ -85,6 +95,13 @@ fn trim(s: &str) -> &str {
         [only] if plain(*only) => s,
         _ => s.trim(),
     }
+}
+
+/// A value quoted in a message: personal data replaced first (uncounted: the dead letter's
+/// `record` holds, and counts, the same value), then clipped.
+fn quote(s: &str) -> String {
+    let mut ignored = Redactions::default();
+    clip(&scrub(s, &mut ignored), MAX_MESSAGE_VALUE_CHARS).into_owned()
 }
 
 fn clip(s: &str, max_chars: usize) -> Cow<'_, str> {
@@ -156,12 +173,61 @@ impl RecordBuilder {
             refund_prefix: input.refund_marker.as_ref().map(|m| m.prefix.clone()),
             category_prefix,
             categories: FxHashMap::default(),
+            redactions: Cell::new(Redactions::default()),
+            pending: Redactions::default(),
+            require_time_offset: false,
         })
     }
 
     /// The column or key `field` is mapped to.
     pub fn field_name(&self, field: Field) -> Option<&str> {
         self.names[field.index()].as_deref()
+    }
+
+    /// Personal data (by kind) replaced in kept text fields and dead-letter records, or found in
+    /// an id (which refuses the record), since the builder was made.
+    pub fn redactions(&self) -> Redactions {
+        self.redactions.get()
+    }
+
+    /// Refuses text times without a UTC offset (`2026-11-10 11:35:00`) instead of reading them in
+    /// `input.time_zone`: for the canonical (HTTP) shape, where no zone was configured.
+    pub(crate) fn require_time_offset(&mut self) {
+        self.require_time_offset = true;
+        self.time.require_offset();
+    }
+
+    fn count(&self, found: &Redactions) {
+        if found.total() > 0 {
+            let mut all = self.redactions.get();
+            all.merge(found);
+            self.redactions.set(all);
+        }
+    }
+
+    /// `text` with personal data replaced, counted towards the record being judged.
+    fn scrubbed(&mut self, text: Cow<'_, str>) -> String {
+        match scrub(&text, &mut self.pending) {
+            Cow::Borrowed(_) => text.into_owned(),
+            Cow::Owned(clean) => clean,
+        }
+    }
+
+    /// Refuses an id that carries personal data: it cannot be redacted and still name the item.
+    fn check_id(&self, field: Field, id: &str) -> Result<(), Refusal> {
+        match detect(id) {
+            None => Ok(()),
+            Some(kind) => Err(self.refuse(
+                field,
+                RejectReason::InvalidField,
+                format!(
+                    "{} looks like personal data ({}), which an id must not carry; map a product code or order id to input.fields.{} and keep personal data out of ids",
+                    self.name(field),
+                    kind.description(),
+                    field.config_key()
+                ),
+            )),
+        }
     }
 
     /// The `source` this builder stamps on dead letters.
@@ -171,8 +237,15 @@ impl RecordBuilder {
 
     /// Judges one record.
     pub fn build(&mut self, values: &FieldValues<'_>, location: Location) -> Parsed {
+        self.pending = Redactions::default();
         match self.judge(values) {
-            Ok(parsed) => parsed,
+            Ok(parsed) => {
+                if matches!(parsed, Parsed::Event(_)) {
+                    let pending = self.pending;
+                    self.count(&pending);
+                }
+                parsed
+            }
             Err(refusal) => Parsed::Rejected(self.dead_letter(
                 location,
                 Some(refusal.field),
@@ -206,22 +279,25 @@ impl RecordBuilder {
         }
     }
 
-    /// The readable mapped fields as a JSON object, values clipped; empty when none could be read.
+    /// The readable mapped fields as a JSON object, personal data replaced (and counted), values
+    /// clipped; empty when none could be read.
     fn record_json(&self, values: &FieldValues<'_>) -> String {
+        let mut found = Redactions::default();
         let mut object = serde_json::Map::new();
         for field in Field::ALL {
             let Some(name) = self.field_name(field) else {
                 continue;
             };
             let value = match values.get(field) {
-                FieldValue::Text(s) => {
-                    serde_json::Value::String(clip(s, MAX_RECORD_VALUE_CHARS).into_owned())
-                }
+                FieldValue::Text(s) => serde_json::Value::String(
+                    clip(&scrub(s, &mut found), MAX_RECORD_VALUE_CHARS).into_owned(),
+                ),
                 FieldValue::Number(n) => serde_json::Value::Number(n.clone()),
                 _ => continue,
             };
             object.insert(name.to_string(), value);
         }
+        self.count(&found);
         if object.is_empty() {
             String::new()
         } else {
@@ -329,6 +405,7 @@ impl RecordBuilder {
             return Ok(Parsed::Skipped(SkipReason::Excluded));
         }
         self.check_len(Field::ItemId, &item_id, MAX_ITEM_ID_LEN)?;
+        self.check_id(Field::ItemId, &item_id)?;
 
         let quantity = self.quantity(values)?;
         if let Some(prefix) = &self.refund_prefix {
@@ -347,7 +424,7 @@ impl RecordBuilder {
                     format!(
                         "{} {:?} marks a refund but {} {quantity} is positive; write the refunded units as a negative number",
                         self.name(Field::RefundMarker),
-                        clip(marker.as_deref().unwrap_or(""), MAX_MESSAGE_VALUE_CHARS),
+                        quote(marker.as_deref().unwrap_or("")),
                         self.name(Field::Quantity)
                     ),
                 ));
@@ -383,22 +460,25 @@ impl RecordBuilder {
         let category = self.category(values)?;
         let item_name = match self.present(values, Field::ItemName, "text")? {
             Some(name) => {
+                let name = self.scrubbed(name);
                 self.check_len(Field::ItemName, &name, MAX_ITEM_NAME_LEN)?;
-                Some(name.into_owned())
+                Some(name)
             }
             None => None,
         };
         let event_id = match self.present(values, Field::EventId, "text")? {
             Some(id) => {
                 self.check_len(Field::EventId, &id, MAX_EVENT_ID_LEN)?;
+                self.check_id(Field::EventId, &id)?;
                 Some(id.into_owned())
             }
             None => None,
         };
         let country = match self.present(values, Field::Country, "text")? {
             Some(c) => {
+                let c = self.scrubbed(c);
                 self.check_len(Field::Country, &c, MAX_COUNTRY_LEN)?;
-                Some(c.into_owned())
+                Some(c)
             }
             None => None,
         };
@@ -427,7 +507,7 @@ impl RecordBuilder {
                 format!(
                     "{} {:?} is not an integer; write a whole number of units, negative for a refund",
                     self.name(field),
-                    clip(shown, MAX_MESSAGE_VALUE_CHARS)
+                    quote(shown)
                 ),
             )
         };
@@ -486,7 +566,7 @@ impl RecordBuilder {
                 RejectReason::InvalidField,
                 format!(
                     "{name} {:?} is not a decimal number; write digits with an optional '.', like 2.55",
-                    clip(&input, MAX_MESSAGE_VALUE_CHARS)
+                    quote(&input)
                 ),
             ),
             MoneyError::TooPrecise { input, decimals } => self.refuse(
@@ -494,7 +574,7 @@ impl RecordBuilder {
                 RejectReason::InvalidField,
                 format!(
                     "{name} {:?} has more than {decimals} decimal places; write whole minor units of {}, or raise limits.price_decimals",
-                    clip(&input, MAX_MESSAGE_VALUE_CHARS),
+                    quote(&input),
                     self.currency
                 ),
             ),
@@ -503,7 +583,7 @@ impl RecordBuilder {
                 RejectReason::OutOfRange,
                 format!(
                     "{name} {:?} is too large; check the record, or raise limits.max_unit_price_minor",
-                    clip(&input, MAX_MESSAGE_VALUE_CHARS)
+                    quote(&input)
                 ),
             ),
         })?;
@@ -535,49 +615,112 @@ impl RecordBuilder {
         values: &FieldValues<'_>,
         field: Field,
     ) -> Result<Option<TimestampMs>, Refusal> {
-        let (ms, shown) = match values.get(field) {
-            FieldValue::Number(n) => (self.time.parse_number(n), Cow::Owned(n.to_string())),
+        let (ms, shown, number) = match values.get(field) {
+            FieldValue::Number(n) => (self.time.parse_number(n), Cow::Owned(n.to_string()), true),
             _ => match self.present(values, field, "a time")? {
                 None => return Ok(None),
-                Some(text) => (self.time.parse_text(&text), text),
+                Some(text) => (self.time.parse_text(&text), text, false),
             },
         };
         let name = self.name(field);
         let Some(ms) = ms else {
+            if !number && self.require_time_offset && self.time.lacks_offset(&shown) {
+                return Err(self.refuse(
+                    field,
+                    RejectReason::InvalidField,
+                    format!(
+                        "{name} {:?} has no UTC offset, so the instant it names is unknown; write it in RFC 3339 with an offset or Z, like {:?}, or send epoch milliseconds",
+                        quote(&shown),
+                        with_utc_offset(&shown)
+                    ),
+                ));
+            }
             return Err(self.refuse(
                 field,
                 RejectReason::InvalidField,
                 format!(
                     "{name} {:?} does not match input.time_format {:?}; write it like {}, or change input.time_format",
-                    clip(&shown, MAX_MESSAGE_VALUE_CHARS),
+                    quote(&shown),
                     self.time.format().name(),
                     self.time.format().example()
                 ),
             ));
         };
+        // A number read as epoch milliseconds: a JSON number outside `unix_s`, or text in `unix_ms`.
+        let read_as_ms = match self.time.format() {
+            TimeFormat::UnixMs => true,
+            TimeFormat::UnixS => false,
+            _ => number,
+        };
         if ms < self.min_time_ms {
-            return Err(self.refuse(
-                field,
-                RejectReason::OutOfRange,
-                format!(
-                    "{name} {:?} is before limits.min_event_time {}; the producer's clock or the time format is likely wrong (for older data, lower limits.min_event_time)",
-                    clip(&shown, MAX_MESSAGE_VALUE_CHARS),
+            let message = match self.epoch_hint(ms, read_as_ms, number) {
+                Some(hint) => format!(
+                    "{name} {:?} is before limits.min_event_time {}; {hint}",
+                    quote(&shown),
                     self.min_time_text
                 ),
-            ));
+                None => format!(
+                    "{name} {:?} is before limits.min_event_time {}; the producer's clock or the time format is likely wrong (for older data, lower limits.min_event_time)",
+                    quote(&shown),
+                    self.min_time_text
+                ),
+            };
+            return Err(self.refuse(field, RejectReason::OutOfRange, message));
         }
         if ms > self.max_time_ms {
-            return Err(self.refuse(
-                field,
-                RejectReason::OutOfRange,
-                format!(
-                    "{name} {:?} is more than {} s in the future; fix the producer's clock or input.time_zone",
-                    clip(&shown, MAX_MESSAGE_VALUE_CHARS),
+            let message = match self.epoch_hint(ms, read_as_ms, number) {
+                Some(hint) => format!(
+                    "{name} {:?} is more than {} s in the future; {hint}",
+                    quote(&shown),
                     self.max_future_secs
                 ),
-            ));
+                None => format!(
+                    "{name} {:?} is more than {} s in the future; fix the producer's clock or input.time_zone",
+                    quote(&shown),
+                    self.max_future_secs
+                ),
+            };
+            return Err(self.refuse(field, RejectReason::OutOfRange, message));
         }
         Ok(Some(ms))
+    }
+
+    /// For a number read as epoch milliseconds that is out of range: what it likely is instead
+    /// (seconds or microseconds, when rescaling puts it in range) and the fix.
+    fn epoch_hint(&self, ms: TimestampMs, read_as_ms: bool, number: bool) -> Option<String> {
+        if !read_as_ms {
+            return None;
+        }
+        let in_range = |t: TimestampMs| t >= self.min_time_ms && t <= self.max_time_ms;
+        let how = if number {
+            "numbers are read as epoch milliseconds"
+        } else {
+            "input.time_format = \"unix_ms\" reads epoch milliseconds"
+        };
+        let instant = |t: TimestampMs| {
+            jiff::Timestamp::from_millisecond(t)
+                .map(|t| t.to_string())
+                .unwrap_or_default()
+        };
+        let seconds_fix = if number {
+            "multiply it by 1000, or send an RFC 3339 string with an offset"
+        } else {
+            "multiply it by 1000, or set input.time_format = \"unix_s\""
+        };
+        Some(match ms.checked_mul(1000) {
+            Some(as_secs) if in_range(as_secs) => format!(
+                "{how}, and this one looks like epoch seconds ({}); {seconds_fix}",
+                instant(as_secs)
+            ),
+            _ if in_range(ms / 1000) => format!(
+                "{how}, and this one looks like epoch microseconds ({}); divide it by 1000",
+                instant(ms / 1000)
+            ),
+            _ => format!(
+                "{how} (this one is {}); check the producer's clock and the unit of the number",
+                instant(ms)
+            ),
+        })
     }
 
     fn category(&mut self, values: &FieldValues<'_>) -> Result<CategoryPath, Refusal> {
@@ -585,20 +728,27 @@ impl RecordBuilder {
             // An unmapped or empty category counts in the site-wide list only.
             return Ok(CategoryPath::site_wide());
         };
-        if let Some(path) = self.categories.get(raw.as_ref()) {
+        if let Some((path, found)) = self.categories.get(raw.as_ref()) {
+            if found.total() > 0 {
+                self.pending.merge(found);
+            }
             return Ok(path.clone());
         }
+        let mut found = Redactions::default();
+        let clean = scrub(&raw, &mut found);
         let parsed = if self.category_prefix.is_empty() {
-            CategoryPath::parse(&raw)
+            CategoryPath::parse(&clean)
         } else {
-            CategoryPath::parse(&format!("{}{raw}", self.category_prefix))
+            CategoryPath::parse(&format!("{}{clean}", self.category_prefix))
         };
         match parsed {
             Ok(path) => {
                 if self.categories.len() >= MAX_CACHED_CATEGORIES {
                     self.categories.clear();
                 }
-                self.categories.insert(raw.into_owned(), path.clone());
+                self.pending.merge(&found);
+                self.categories
+                    .insert(raw.into_owned(), (path.clone(), found));
                 Ok(path)
             }
             Err(e) => Err(self.refuse(
@@ -607,7 +757,7 @@ impl RecordBuilder {
                 format!(
                     "{} {:?} is not a usable category: {e}",
                     self.name(Field::Category),
-                    clip(&raw, MAX_MESSAGE_VALUE_CHARS)
+                    quote(&raw)
                 ),
             )),
         }
@@ -627,7 +777,7 @@ impl RecordBuilder {
                 format!(
                     "{} {:?} is not an ISO 4217 currency code; write three letters like {}",
                     self.name(field),
-                    clip(code, MAX_MESSAGE_VALUE_CHARS),
+                    quote(code),
                     self.currency
                 ),
             ));
@@ -644,5 +794,17 @@ impl RecordBuilder {
                 self.currency
             ),
         ))
+    }
+}
+
+/// `2026-11-10 11:35:00` as `2026-11-10T11:35:00Z`, to show the shape an offset-less time should
+/// take.
+fn with_utc_offset(text: &str) -> String {
+    let t = text.trim();
+    match t.as_bytes().get(10) {
+        Some(b' ' | b't' | b'T') if t.is_char_boundary(10) && t.len() <= 40 => {
+            format!("{}T{}Z", &t[..10], &t[11..])
+        }
+        _ => "2024-01-31T08:26:00Z".to_string(),
     }
 }

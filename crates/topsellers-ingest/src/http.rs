@@ -3,6 +3,7 @@
 use crate::builder::{Location, RecordBuilder};
 use crate::config::{InputConfig, Limits};
 use crate::json::{judge_json_text, judge_json_value, JsonPaths};
+use crate::scrub::Redactions;
 use crate::{IngestError, Parsed};
 use serde_json::Value;
 use topsellers_model::{DeadLetter, RejectReason, TimestampMs};
@@ -14,11 +15,18 @@ pub struct HttpBodyParser {
 }
 
 impl HttpBodyParser {
-    /// Canonical keys, RFC 3339 or epoch-millisecond times, times without offset in UTC.
+    /// Canonical keys; times are RFC 3339 with an offset or `Z`, or epoch milliseconds. A time
+    /// without an offset is refused: over HTTP there is no configured zone to read it in.
     pub fn new(limits: &Limits, now_ms: TimestampMs) -> Result<HttpBodyParser, IngestError> {
-        let builder = RecordBuilder::new("http", &InputConfig::default(), limits, now_ms)?;
+        let mut builder = RecordBuilder::new("http", &InputConfig::default(), limits, now_ms)?;
+        builder.require_time_offset();
         let paths = JsonPaths::new(&builder);
         Ok(HttpBodyParser { builder, paths })
+    }
+
+    /// Personal data (by kind) replaced in, or refused with, the records parsed so far.
+    pub fn redactions(&self) -> Redactions {
+        self.builder.redactions()
     }
 
     /// One result per record, in body order; record numbers start at 1. A body that is not JSON at
@@ -100,16 +108,32 @@ impl HttpBodyParser {
 /// `limits` should have passed [`Limits::validate`] at startup; if it has not, every body yields a
 /// single dead letter saying so instead of a panic.
 pub fn parse_http_body(body: &[u8], limits: &Limits, now_ms: TimestampMs) -> Vec<Parsed> {
+    parse_http_body_with_redactions(body, limits, now_ms).0
+}
+
+/// [`parse_http_body`], also telling how much personal data (by kind) was redacted from the
+/// records or refused in their ids.
+pub fn parse_http_body_with_redactions(
+    body: &[u8],
+    limits: &Limits,
+    now_ms: TimestampMs,
+) -> (Vec<Parsed>, Redactions) {
     match HttpBodyParser::new(limits, now_ms) {
-        Ok(mut parser) => parser.parse(body),
-        Err(e) => vec![Parsed::Rejected(DeadLetter {
-            source: "http".into(),
-            location: "body".into(),
-            field: None,
-            reason: RejectReason::Malformed,
-            message: format!("the server cannot judge records: {e}"),
-            record: String::new(),
-            at_ms: now_ms,
-        })],
+        Ok(mut parser) => {
+            let parsed = parser.parse(body);
+            (parsed, parser.redactions())
+        }
+        Err(e) => (
+            vec![Parsed::Rejected(DeadLetter {
+                source: "http".into(),
+                location: "body".into(),
+                field: None,
+                reason: RejectReason::Malformed,
+                message: format!("the server cannot judge records: {e}"),
+                record: String::new(),
+                at_ms: now_ms,
+            })],
+            Redactions::default(),
+        ),
     }
 }

@@ -36,6 +36,7 @@ mod json;
 mod jsonl_source;
 mod numbers;
 mod reader;
+mod scrub;
 mod time;
 
 pub use builder::{Location, RecordBuilder};
@@ -44,8 +45,9 @@ pub use config::{
 };
 pub use error::IngestError;
 pub use fields::{Field, FieldValue, FieldValues, FIELD_COUNT};
-pub use http::{parse_http_body, HttpBodyParser};
+pub use http::{parse_http_body, parse_http_body_with_redactions, HttpBodyParser};
 pub use reader::FileReader;
+pub use scrub::{detect as detect_personal_data, scrub, PiiKind, Redactions};
 
 use topsellers_model::{DeadLetter, PurchaseEvent};
 

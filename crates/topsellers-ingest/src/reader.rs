@@ -99,6 +99,12 @@ impl FileReader {
         }
     }
 
+    /// Personal data (by kind) replaced in kept text fields and dead-letter records, or found in
+    /// an id (which refuses the record), so far.
+    pub fn redactions(&self) -> crate::Redactions {
+        self.builder.redactions()
+    }
+
     /// The file's size when it is a regular file.
     pub fn total_bytes(&self) -> Option<u64> {
         self.total_bytes

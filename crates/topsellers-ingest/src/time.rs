@@ -256,6 +256,8 @@ pub(crate) struct TimeParser {
     /// throughout; hours around a DST change are never cached and resolved exactly.
     offsets: FxHashMap<i64, i64>,
     last_hour: Option<(i64, i64)>,
+    /// RFC 3339 text must carry an offset or `Z`; wall-clock times are refused, not placed in `zone`.
+    require_offset: bool,
 }
 
 impl TimeParser {
@@ -267,11 +269,27 @@ impl TimeParser {
             zone,
             offsets: FxHashMap::default(),
             last_hour: None,
+            require_offset: false,
         })
     }
 
     pub(crate) fn format(&self) -> &TimeFormat {
         &self.format
+    }
+
+    /// From now on, RFC 3339 text without an offset does not parse.
+    pub(crate) fn require_offset(&mut self) {
+        self.require_offset = true;
+    }
+
+    /// Whether `raw` is a date and time that would parse but for its missing offset.
+    pub(crate) fn lacks_offset(&self, raw: &str) -> bool {
+        let s = raw.trim();
+        match parse_rfc3339_fast(s) {
+            Some((civil, Offset::None)) => civil.seconds_as_utc().is_some(),
+            Some((_, Offset::Seconds(_))) => false,
+            None => s.parse::<jiff::Timestamp>().is_err() && s.parse::<DateTime>().is_ok(),
+        }
     }
 
     /// A time written as text; `None` when it does not match the format.
@@ -307,10 +325,14 @@ impl TimeParser {
             Some((civil, Offset::Seconds(off))) => {
                 Some((civil.seconds_as_utc()? - off) * 1000 + i64::from(civil.millis))
             }
+            Some((_, Offset::None)) if self.require_offset => None,
             Some((civil, Offset::None)) => self.local_to_utc_ms(civil),
             None => {
                 if let Ok(t) = s.parse::<jiff::Timestamp>() {
                     return Some(t.as_millisecond());
+                }
+                if self.require_offset {
+                    return None;
                 }
                 let dt = s.parse::<DateTime>().ok()?;
                 self.zone
