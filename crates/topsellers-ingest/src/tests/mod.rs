@@ -4,6 +4,7 @@
 mod csv_files;
 mod http_bodies;
 mod jsonl_files;
+mod personal_data;
 
 use crate::{FileReader, InputConfig, Limits, Parsed, SkipReason};
 use std::path::{Path, PathBuf};
