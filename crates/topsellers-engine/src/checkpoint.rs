@@ -142,10 +142,13 @@ pub(crate) fn decode(mut engine: Engine, bytes: &[u8]) -> Result<Engine, EngineE
             bucket.insert(series, sum);
         }
     }
+    let watermark = engine.watermark_ms();
     for (key, time) in state.dedup {
-        engine.dedup.remember(key, time);
+        if key == 0 {
+            return Err(corrupt("a dedup entry has the reserved id hash 0"));
+        }
+        engine.dedup.remember(key, time, watermark);
     }
-    engine.dedup.forget_before(engine.watermark_ms());
     engine.after_restore();
     Ok(engine)
 }

@@ -4,98 +4,169 @@
 //! event time of the accepted event that carried it. It counts as seen while that time is at or after
 //! the watermark: a retry of an older event would be late anyway, so its id may be forgotten.
 //!
-//! Ids are kept in two tables, `newer` (where every insert goes) and `older`. Once the watermark has
-//! passed the newest time in `older`, every id there is expired: `older` is dropped whole and `newer`
-//! takes its place. Each table so holds about one lateness worth of ids, forgetting never scans a
-//! table, and a lookup costs two probes. The rule above is applied exactly at every lookup, so when a
-//! table is dropped is never observable.
+//! The ids live in one open-addressing table built for this job: the keys are already uniformly random
+//! (hashes), so a key's slot is its low bits, and a slot holds the key and the time together, so a
+//! lookup is one cache line (a general hash map reads a control byte array and then the slot: two
+//! misses on a table of a million ids). An expired entry is a reusable slot: an insert takes the
+//! first expired or empty slot of its probe run, and lookups pass over expired entries. When half
+//! the slots are in use, the table is rebuilt with only the live ids, at four times their number, so
+//! each insert moves at most about one entry in rebuilds.
 
-use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::xxh3_128;
 
-type Table = FxHashMap<u128, i64>;
+/// A remembered id: the two halves of its 128-bit hash (never both zero; all-zero marks an empty slot)
+/// and the event time of the accepted event that carried it. Two `u64`s rather than a `u128` keep the
+/// slot at 24 bytes (a `u128` would align it to 32).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Slot {
+    lo: u64,
+    hi: u64,
+    time: i64,
+}
+
+impl Slot {
+    fn is_empty(&self) -> bool {
+        self.lo == 0 && self.hi == 0
+    }
+}
+
+const MIN_SLOTS: usize = 1024;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Dedup {
-    /// Hash of the event id -> event time of the accepted event that carried it.
-    newer: Table,
-    /// Newest event time in `newer` (`i64::MIN` when empty).
-    newer_max: i64,
-    older: Table,
-    older_max: i64,
+    /// Power-of-two many slots.
+    slots: Vec<Slot>,
+    /// Slots that are not empty (live or expired).
+    used: usize,
+    /// Newest event time in the table: once behind the watermark, the whole table is expired.
+    newest: i64,
 }
 
 impl Default for Dedup {
     fn default() -> Self {
         Dedup {
-            newer: Table::default(),
-            newer_max: i64::MIN,
-            older: Table::default(),
-            older_max: i64::MIN,
+            slots: vec![Slot::default(); MIN_SLOTS],
+            used: 0,
+            newest: i64::MIN,
         }
     }
 }
 
+/// The id's key: its xxh3-128 hash, with the all-zero value (which marks empty slots) moved to 1.
 pub(crate) fn id_key(event_id: &str) -> u128 {
-    xxh3_128(event_id.as_bytes())
+    xxh3_128(event_id.as_bytes()).max(1)
+}
+
+fn halves(key: u128) -> (u64, u64) {
+    (key as u64, (key >> 64) as u64)
 }
 
 impl Dedup {
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
     #[inline]
     pub fn is_duplicate(&self, key: u128, watermark: i64) -> bool {
-        let seen = |table: &Table| table.get(&key).is_some_and(|&t| t >= watermark);
-        seen(&self.newer) || (!self.older.is_empty() && seen(&self.older))
+        let (lo, hi) = halves(key);
+        let mask = self.mask();
+        let mut i = lo as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot.lo == lo && slot.hi == hi {
+                return slot.time >= watermark;
+            }
+            if slot.is_empty() {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
     }
 
+    /// Remembers `key` (which is not a live duplicate) with its event time. Expired entries, older than
+    /// `watermark`, may be overwritten.
     #[inline]
-    pub fn remember(&mut self, key: u128, event_time_ms: i64) {
-        self.newer.insert(key, event_time_ms);
-        self.newer_max = self.newer_max.max(event_time_ms);
+    pub fn remember(&mut self, key: u128, event_time_ms: i64, watermark: i64) {
+        let (lo, hi) = halves(key);
+        let mask = self.mask();
+        let mut i = lo as usize & mask;
+        let mut reusable = None;
+        let target = loop {
+            let slot = self.slots[i];
+            if slot.lo == lo && slot.hi == hi {
+                break i;
+            }
+            if slot.is_empty() {
+                break reusable.unwrap_or_else(|| {
+                    self.used += 1;
+                    i
+                });
+            }
+            if reusable.is_none() && slot.time < watermark {
+                reusable = Some(i);
+            }
+            i = (i + 1) & mask;
+        };
+        self.slots[target] = Slot {
+            lo,
+            hi,
+            time: event_time_ms,
+        };
+        self.newest = self.newest.max(event_time_ms);
+        if self.used * 2 >= self.slots.len() {
+            self.rebuild(watermark);
+        }
     }
 
-    /// Drops what the watermark has passed: `older` once all of it is behind, both when `newer` is too.
+    /// A fresh table holding only the live ids, with four slots per id (at least `MIN_SLOTS`).
+    fn rebuild(&mut self, watermark: i64) {
+        let live: Vec<Slot> = self
+            .slots
+            .iter()
+            .filter(|s| !s.is_empty() && s.time >= watermark)
+            .copied()
+            .collect();
+        let size = (live.len() * 4).next_power_of_two().max(MIN_SLOTS);
+        self.slots = vec![Slot::default(); size];
+        self.used = 0;
+        let mask = size - 1;
+        for slot in live {
+            let mut i = slot.lo as usize & mask;
+            while !self.slots[i].is_empty() {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = slot;
+            self.used += 1;
+        }
+    }
+
+    /// Releases the memory once every remembered id is behind the watermark (e.g. after an idle gap).
     pub fn forget_before(&mut self, watermark: i64) {
-        if self.older_max >= watermark {
-            return;
+        if self.used > 0 && self.newest < watermark {
+            *self = Dedup::default();
         }
-        if self.newer_max < watermark {
-            self.newer.clear();
-            self.older.clear();
-            self.newer_max = i64::MIN;
-            self.older_max = i64::MIN;
-            return;
-        }
-        // The next `newer` will likely see as many ids as this one did: start it at that size.
-        let expected = self.newer.len();
-        self.older = std::mem::replace(
-            &mut self.newer,
-            Table::with_capacity_and_hasher(expected, Default::default()),
-        );
-        self.older_max = std::mem::replace(&mut self.newer_max, i64::MIN);
     }
 
+    /// Slots in use, live or expired but not yet reused.
     pub fn len(&self) -> usize {
-        self.newer.len() + self.older.len()
+        self.used
     }
 
     /// The ids that still count (event time at or after the watermark) with their times, sorted: the
-    /// checkpoint's form. Expired entries are left out, so the bytes depend only on observable state,
-    /// not on when a table was last dropped.
+    /// checkpoint's form. Expired entries are left out, so the bytes depend only on observable state.
     pub fn live_entries(&self, watermark: i64) -> Vec<(u128, i64)> {
         let mut all: Vec<(u128, i64)> = self
-            .older
+            .slots
             .iter()
-            .chain(&self.newer)
-            .filter(|(_, &t)| t >= watermark)
-            .map(|(&k, &t)| (k, t))
+            .filter(|s| !s.is_empty() && s.time >= watermark)
+            .map(|s| ((u128::from(s.hi) << 64) | u128::from(s.lo), s.time))
             .collect();
         all.sort_unstable();
         all
     }
 
     pub fn approx_bytes(&self) -> u64 {
-        let per_slot = std::mem::size_of::<(u128, i64)>() + 1;
-        ((self.newer.capacity() + self.older.capacity()) * per_slot) as u64
+        (self.slots.capacity() * std::mem::size_of::<Slot>()) as u64
     }
 }
 
@@ -107,7 +178,7 @@ mod tests {
     fn ids_count_while_their_time_is_not_late() {
         let mut d = Dedup::default();
         let k = id_key("e1");
-        d.remember(k, 1000);
+        d.remember(k, 1000, 0);
         assert!(d.is_duplicate(k, 1000));
         assert!(!d.is_duplicate(k, 1001));
         assert!(!d.is_duplicate(id_key("e2"), 0));
@@ -117,32 +188,51 @@ mod tests {
     fn an_id_seen_again_after_expiry_counts_from_its_new_time() {
         let mut d = Dedup::default();
         let k = id_key("e1");
-        d.remember(k, 10);
-        d.forget_before(5);
-        d.remember(k, 500);
+        d.remember(k, 10, 0);
+        d.remember(k, 500, 400);
         assert!(d.is_duplicate(k, 400));
-        assert_eq!(d.live_entries(400), vec![(k, 500)]);
-        assert_eq!(d.live_entries(0), vec![(k, 10), (k, 500)]);
+        assert_eq!(d.len(), 1, "the entry was updated in place");
+        assert_eq!(d.live_entries(0), vec![(k, 500)]);
     }
 
     #[test]
-    fn tables_are_dropped_once_the_watermark_passes_them() {
+    fn expired_slots_are_reused_and_rebuilds_keep_live_ids() {
         let mut d = Dedup::default();
-        d.remember(id_key("old"), 10);
-        d.forget_before(5);
-        d.remember(id_key("new"), 500);
-        d.forget_before(10);
-        assert_eq!(d.len(), 2, "`old` is still at the watermark");
-        assert!(d.is_duplicate(id_key("old"), 10));
-        d.forget_before(11);
-        assert_eq!(
-            d.len(),
-            1,
-            "everything in the older table is behind the watermark"
+        // Far more ids than the initial table holds, each expiring 100 ms after it arrives.
+        for n in 0..50_000i64 {
+            d.remember(id_key(&n.to_string()), n, n - 100);
+        }
+        assert!(
+            d.slots.len() <= 4096,
+            "expired ids made room: {} slots",
+            d.slots.len()
         );
-        assert!(d.is_duplicate(id_key("new"), 11));
-        assert_eq!(d.live_entries(11), vec![(id_key("new"), 500)]);
-        d.forget_before(501);
+        for n in 49_900..50_000i64 {
+            assert!(d.is_duplicate(id_key(&n.to_string()), 49_900), "{n}");
+        }
+        assert!(!d.is_duplicate(id_key("49899"), 49_900));
+        assert_eq!(d.live_entries(49_900).len(), 100);
+    }
+
+    #[test]
+    fn live_ids_grow_the_table() {
+        let mut d = Dedup::default();
+        for n in 0..10_000i64 {
+            d.remember(id_key(&n.to_string()), 0, 0);
+        }
+        assert!((0..10_000i64).all(|n| d.is_duplicate(id_key(&n.to_string()), 0)));
+        assert_eq!(d.len(), 10_000);
+        assert!(d.slots.len() >= 20_000);
+    }
+
+    #[test]
+    fn everything_is_released_once_behind_the_watermark() {
+        let mut d = Dedup::default();
+        d.remember(id_key("a"), 10, 0);
+        d.forget_before(10);
+        assert_eq!(d.len(), 1);
+        d.forget_before(11);
         assert_eq!(d.len(), 0);
+        assert!(!d.is_duplicate(id_key("a"), 0));
     }
 }

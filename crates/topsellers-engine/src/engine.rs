@@ -128,7 +128,8 @@ impl Engine {
         }
         self.advance_to(ev.event_time_ms);
         if let Some(k) = key {
-            self.dedup.remember(k, ev.event_time_ms);
+            self.dedup
+                .remember(k, ev.event_time_ms, self.watermark_ms());
         }
         let leaf = self.catalog.category(&ev.category);
         let name = ev.item_name.as_deref().filter(|n| !n.is_empty());
