@@ -1,12 +1,19 @@
 //! CSV records straight from a byte stream with `csv-core`, so that the reader decides what is held in
 //! memory: a record longer than `max_record_bytes` is streamed past into a small scratch buffer, never
 //! collected (the `csv` crate's `ByteRecord` would grow to hold a 10 MB line whole).
+//!
+//! An unclosed quote makes a quoted field run on over the lines after it, swallowing the good
+//! records there. When a record that spans several lines fails (wrong width, too long), only its
+//! first physical line is dead-lettered and reading seeks back to the next line, so the records
+//! after it come out; a legitimate multi-line field in a record of the right width is untouched.
+//! The seek goes back at most `max_record_bytes`: a record is abandoned as soon as it is both too
+//! long and known to span lines.
 
 use crate::builder::{Location, RecordBuilder};
 use crate::fields::{Field, FieldValue, FieldValues, FIELD_COUNT};
 use crate::{IngestError, Parsed};
 use csv_core::{ReadRecordResult, Reader as CoreReader, ReaderBuilder as CoreReaderBuilder};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::Path;
 use topsellers_model::RejectReason;
 
@@ -17,19 +24,32 @@ const INITIAL_RECORD_BYTES: usize = 4 * 1024;
 const MAX_FIELDS_WITHOUT_HEADER: usize = 4096;
 
 /// What reading one record gave, before the record is judged.
+#[derive(Clone, Debug)]
 enum RawRecord {
     /// Field bytes in `out`, field ends in `ends[..fields]`.
     Complete {
         line: u64,
         fields: usize,
+        /// Where the line after the record's first line starts, when the record spans lines.
+        next_line_at: Option<u64>,
     },
-    /// Longer than the limit; streamed past.
+    /// Longer than the limit; streamed past, counting its fields.
     Oversized {
         line: u64,
+        fields: usize,
+        /// As for `Complete`.
+        next_line_at: Option<u64>,
     },
     /// More fields than the header; streamed past.
     TooManyFields {
         line: u64,
+    },
+    /// Too wide and spanning lines: an unclosed quote, most likely. Reading stopped inside the
+    /// record; it must resume at `next_line_at`.
+    Unclosed {
+        line: u64,
+        next_line_at: u64,
+        problem: Box<RawRecord>,
     },
     End,
 }
@@ -55,10 +75,13 @@ pub(crate) struct CsvSource<R> {
     delimiter: u8,
     /// 1-based line of the next unread byte.
     line: u64,
+    /// Offset of the next unread byte (reading starts at offset 0).
     bytes_read: u64,
+    /// The input can seek, so a record can be abandoned midway and reading resumed earlier.
+    seekable: bool,
 }
 
-impl<R: Read> CsvSource<R> {
+impl<R: Read + Seek> CsvSource<R> {
     /// Reads the header (when configured) and resolves the mapping to column positions.
     pub(crate) fn open(
         inner: R,
@@ -84,7 +107,11 @@ impl<R: Read> CsvSource<R> {
             delimiter,
             line: 1,
             bytes_read: 0,
+            seekable: false,
         };
+        // A pipe cannot seek; there, a record spanning lines is only cut back when its start is
+        // still in the read buffer.
+        source.seekable = source.input.stream_position().is_ok();
         let unreadable = |source: io::Error| IngestError::Unreadable {
             path: path.to_path_buf(),
             source,
@@ -111,7 +138,9 @@ impl<R: Read> CsvSource<R> {
                         path: path.to_path_buf(),
                     })
                 }
-                RawRecord::Oversized { .. } | RawRecord::TooManyFields { .. } => {
+                RawRecord::Oversized { .. }
+                | RawRecord::TooManyFields { .. }
+                | RawRecord::Unclosed { .. } => {
                     return Err(IngestError::HeaderTooLong {
                         path: path.to_path_buf(),
                     })
@@ -175,7 +204,114 @@ impl<R: Read> CsvSource<R> {
     pub(crate) fn next(&mut self, builder: &mut RecordBuilder) -> io::Result<Option<Parsed>> {
         let parsed = match self.read_raw()? {
             RawRecord::End => return Ok(None),
-            RawRecord::Oversized { line } => Parsed::Rejected(builder.dead_letter(
+            RawRecord::Unclosed {
+                line,
+                next_line_at,
+                problem,
+            } => {
+                if !self.resume_at(line, next_line_at) {
+                    return Err(io::Error::other(format!(
+                        "cannot seek back to line {} after an unclosed quote at line {line}",
+                        line + 1
+                    )));
+                }
+                let detail = self.problem_detail(&problem);
+                self.unclosed_letter(builder, line, &detail)
+            }
+            RawRecord::Oversized {
+                line,
+                fields,
+                next_line_at,
+            } => {
+                // A long quoted field over many lines in a record of the right width is just too
+                // long; only a record that also came out the wrong width had a quote left open.
+                let unclosed = match (self.width_problem(fields), next_line_at) {
+                    (Some(_), Some(at)) => self.resume_at(line, at),
+                    _ => false,
+                };
+                if unclosed {
+                    let detail = format!(
+                        "past input.max_record_bytes = {}, to {fields} fields{}",
+                        self.max_record_bytes,
+                        match self.expected_fields {
+                            Some(expected) => format!(" where the header has {expected}"),
+                            None => String::new(),
+                        }
+                    );
+                    self.unclosed_letter(builder, line, &detail)
+                } else {
+                    self.problem_letter(
+                        builder,
+                        &RawRecord::Oversized {
+                            line,
+                            fields,
+                            next_line_at,
+                        },
+                    )
+                }
+            }
+            problem @ RawRecord::TooManyFields { .. } => self.problem_letter(builder, &problem),
+            RawRecord::Complete {
+                line,
+                fields,
+                next_line_at,
+            } => match (self.width_problem(fields), next_line_at) {
+                (Some(problem), Some(at)) if self.resume_at(line, at) => {
+                    self.unclosed_letter(builder, line, &problem)
+                }
+                (Some(problem), _) => Parsed::Rejected(builder.dead_letter(
+                    Location::Line(line),
+                    None,
+                    RejectReason::Malformed,
+                    problem,
+                    None,
+                )),
+                (None, _) => self.judge(builder, line, fields),
+            },
+        };
+        Ok(Some(parsed))
+    }
+
+    /// Goes back to `at`, the start of the line after `line`, with a fresh parser. False when the
+    /// input cannot seek there.
+    fn resume_at(&mut self, line: u64, at: u64) -> bool {
+        debug_assert!(at <= self.bytes_read);
+        let back = -i64::try_from(self.bytes_read - at).unwrap_or(i64::MAX);
+        if self.input.seek_relative(back).is_err() {
+            return false;
+        }
+        self.bytes_read = at;
+        self.line = line + 1;
+        self.core.reset();
+        true
+    }
+
+    fn unclosed_letter(&self, builder: &RecordBuilder, line: u64, detail: &str) -> Parsed {
+        Parsed::Rejected(builder.dead_letter(
+            Location::Line(line),
+            None,
+            RejectReason::Malformed,
+            format!(
+                "line {line} has an unclosed quote: the quoted field it opens runs on over the following lines ({detail}); only line {line} was skipped and reading resumed at line {}; close the quote, and write a quote inside a quoted field as two (\"\")",
+                line + 1
+            ),
+            None,
+        ))
+    }
+
+    /// What was wrong with a record that ran on over several lines.
+    fn problem_detail(&self, problem: &RawRecord) -> String {
+        match problem {
+            RawRecord::TooManyFields { .. } => {
+                format!("to more than {} fields", self.max_fields - 1)
+            }
+            _ => "to the wrong number of fields".to_string(),
+        }
+    }
+
+    fn problem_letter(&self, builder: &RecordBuilder, problem: &RawRecord) -> Parsed {
+        match *problem {
+            RawRecord::Oversized { line, .. } => Parsed::Rejected(builder.dead_letter(
                 Location::Line(line),
                 None,
                 RejectReason::Oversized,
@@ -197,13 +333,13 @@ impl<R: Read> CsvSource<R> {
                 ),
                 None,
             )),
-            RawRecord::Complete { line, fields } => self.judge(builder, line, fields),
-        };
-        Ok(Some(parsed))
+            _ => unreachable!("only oversized and too-wide records are problems"),
+        }
     }
 
-    fn judge(&self, builder: &mut RecordBuilder, line: u64, fields: usize) -> Parsed {
-        let width_problem = match self.expected_fields {
+    /// Why a record of `fields` fields cannot be read through the mapping, if it cannot.
+    fn width_problem(&self, fields: usize) -> Option<String> {
+        match self.expected_fields {
             Some(expected) if fields != expected => Some(format!(
                 "the record has {fields} fields but the header has {expected}; quote fields that contain the delimiter {:?} or a line break, and double quotes inside quoted fields",
                 char::from(self.delimiter)
@@ -213,16 +349,11 @@ impl<R: Read> CsvSource<R> {
                 self.min_fields
             )),
             _ => None,
-        };
-        if let Some(message) = width_problem {
-            return Parsed::Rejected(builder.dead_letter(
-                Location::Line(line),
-                None,
-                RejectReason::Malformed,
-                message,
-                None,
-            ));
         }
+    }
+
+    /// Judges a record of the right width.
+    fn judge(&self, builder: &mut RecordBuilder, line: u64, fields: usize) -> Parsed {
         let mut values = FieldValues::new();
         let record_len = if fields == 0 {
             0
@@ -277,6 +408,9 @@ impl<R: Read> CsvSource<R> {
         };
         // The terminator counts, so a record of exactly the limit fits.
         let allowance = self.max_record_bytes + 1;
+        let record_start = self.bytes_read;
+        // Offset (in the record) of the first line break read, the terminator or one in a field.
+        let mut first_break: Option<usize> = None;
         let mut raw_len = 0usize;
         let mut out_len = 0usize;
         let mut ends_len = 0usize;
@@ -288,7 +422,11 @@ impl<R: Read> CsvSource<R> {
             if skipping.is_none() && !at_eof {
                 let left = allowance - raw_len;
                 if left == 0 {
-                    skipping = Some(RawRecord::Oversized { line: start_line });
+                    skipping = Some(RawRecord::Oversized {
+                        line: start_line,
+                        fields: 0,
+                        next_line_at: None,
+                    });
                 } else if input.len() > left {
                     input = &input[..left];
                 }
@@ -301,14 +439,20 @@ impl<R: Read> CsvSource<R> {
                 self.core
                     .read_record(input, &mut self.out[out_len..], &mut self.ends[ends_len..])
             };
-            self.line += self.core.line() - line_before;
+            let breaks = self.core.line() - line_before;
+            self.line += breaks;
+            if breaks > 0 && first_break.is_none() {
+                first_break = memchr::memchr(b'\n', &input[..nin]).map(|i| raw_len + i);
+            }
             self.input.consume(nin);
             self.bytes_read += nin as u64;
             raw_len += nin;
             if skipping.is_none() {
                 out_len += nout;
-                ends_len += nend;
             }
+            // Fields are counted even when streamed past: an oversized record's width tells a long
+            // field from an unclosed quote.
+            ends_len += nend;
             match result {
                 ReadRecordResult::InputEmpty => {}
                 ReadRecordResult::OutputFull => {
@@ -331,15 +475,43 @@ impl<R: Read> CsvSource<R> {
                     }
                 }
                 ReadRecordResult::Record => {
-                    return Ok(match skipping {
-                        Some(problem) => problem,
-                        None => RawRecord::Complete {
+                    // A break before the record's last byte is inside a quoted field.
+                    let next_line_at = first_break
+                        .filter(|&i| i + 1 < raw_len)
+                        .map(|i| record_start + i as u64 + 1);
+                    return Ok(match (skipping, next_line_at) {
+                        (Some(RawRecord::Oversized { line, .. }), next_line_at) => {
+                            RawRecord::Oversized {
+                                line,
+                                fields: ends_len,
+                                next_line_at,
+                            }
+                        }
+                        (Some(problem), Some(at)) => RawRecord::Unclosed {
+                            line: start_line,
+                            next_line_at: at,
+                            problem: Box::new(problem),
+                        },
+                        (Some(problem), None) => problem,
+                        (None, next_line_at) => RawRecord::Complete {
                             line: start_line,
                             fields: ends_len,
+                            next_line_at,
                         },
                     });
                 }
                 ReadRecordResult::End => return Ok(RawRecord::End),
+            }
+            // Too wide and spanning lines (the record has not ended, so the break was inside a
+            // field): stop here rather than stream on, possibly to the end of the file.
+            if let (Some(problem @ RawRecord::TooManyFields { .. }), Some(i), true) =
+                (&skipping, first_break, self.seekable)
+            {
+                return Ok(RawRecord::Unclosed {
+                    line: start_line,
+                    next_line_at: record_start + i as u64 + 1,
+                    problem: Box::new(problem.clone()),
+                });
             }
         }
     }

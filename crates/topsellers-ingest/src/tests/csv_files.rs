@@ -393,3 +393,133 @@ fn open_errors_name_the_file_and_the_fix() {
     let err = FileReader::open(&path, &bad, &gbp(), NOW_MS).err().unwrap();
     assert!(err.to_string().contains("input.time_zone"), "{err}");
 }
+
+/// Regression: an unclosed quote swallowed every good record after it into one malformed record.
+#[test]
+fn unclosed_quote_costs_only_its_own_line() {
+    let mut csv = String::from(HEADER);
+    csv.push_str("1,A,a,1,2011-01-01 10:00:00,1.00,,France\n");
+    csv.push_str("2,B,\"unterminated,1,2011-01-01 10:00:00,1.00,,France\n");
+    for (i, id) in ["C", "D", "E", "F", "G"].iter().enumerate() {
+        csv.push_str(&format!(
+            "{},{id},{id},1,2011-01-01 10:00:00,1.00,,France\n",
+            i + 3
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "unclosed.csv", csv.as_bytes());
+    let parsed = read_all(&path, &retail(), &gbp());
+    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["A", "C", "D", "E", "F", "G"]);
+    assert_eq!(parsed.len(), 7);
+    let letter = assert_letter(&parsed, "line 3", RejectReason::Malformed, None);
+    assert!(
+        letter.message.contains("line 3 has an unclosed quote")
+            && letter.message.contains("resumed at line 4")
+            && letter.message.contains("close the quote"),
+        "{}",
+        letter.message
+    );
+    assert!(letter.record.is_empty());
+}
+
+/// The same when a later quoted field closes the quote, leaving a record of the wrong width.
+#[test]
+fn unclosed_quote_closed_by_a_later_quote() {
+    let csv = format!(
+        "{HEADER}1,A,\"unterminated,1,2011-01-01 10:00:00,1.00,,France\n\
+         2,B,\"quoted, fine\",1,2011-01-01 10:00:00,1.00,,France\n\
+         3,C,c,1,2011-01-01 10:00:00,1.00,,France\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "unclosed.csv", csv.as_bytes());
+    let parsed = read_all(&path, &retail(), &gbp());
+    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["B", "C"], "{parsed:#?}");
+    assert_letter(&parsed, "line 2", RejectReason::Malformed, None);
+}
+
+/// When the rest of the file is longer than the limit, the unclosed quote is still blamed on its
+/// own line (not reported as one oversized record), and the rows after it come out.
+#[test]
+fn unclosed_quote_before_more_than_max_record_bytes() {
+    let mut csv = String::from(HEADER);
+    csv.push_str("1,A,a,1,2011-01-01 10:00:00,1.00,,France\n");
+    csv.push_str("2,B,\"unterminated,1,2011-01-01 10:00:00,1.00,,France\n");
+    let rows = 2_000;
+    for i in 0..rows {
+        csv.push_str(&format!(
+            "{i},ID{i},name {i},1,2011-01-01 10:00:00,1.00,,France\n"
+        ));
+    }
+    let input = InputConfig {
+        max_record_bytes: 4096,
+        ..retail()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "unclosed.csv", csv.as_bytes());
+    let mut reader = FileReader::open(&path, &input, &gbp(), NOW_MS).unwrap();
+    let mut parsed = Vec::new();
+    let mut peak = 0;
+    while let Some(p) = reader.next() {
+        peak = peak.max(reader.buffered_capacity());
+        parsed.push(p);
+    }
+    assert!(reader.take_error().is_none());
+    assert_eq!(reader.bytes_read(), csv.len() as u64);
+    assert!(peak < 1 << 20, "held {peak} bytes");
+    assert_eq!(events(&parsed).len(), rows + 1);
+    let letter = assert_letter(&parsed, "line 3", RejectReason::Malformed, None);
+    assert!(
+        letter
+            .message
+            .contains("past input.max_record_bytes = 4096"),
+        "{}",
+        letter.message
+    );
+    assert_eq!(letters(&parsed).len(), 1);
+}
+
+/// A legitimate quoted field over several lines still reads, and a too-wide record spanning lines
+/// costs only its first line.
+#[test]
+fn multi_line_fields_of_the_right_width_still_read() {
+    let csv = format!(
+        "{HEADER}1,A,\"two\nlines, with a comma\",1,2011-01-01 10:00:00,1.00,,France\n\
+         2,B,\"wide\nrow\",1,2011-01-01 10:00:00,1.00,,France,extra\n\
+         3,C,c,1,2011-01-01 10:00:00,1.00,,France\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "multi.csv", csv.as_bytes());
+    let parsed = read_all(&path, &retail(), &gbp());
+    let events = events(&parsed);
+    assert_eq!(
+        events[0].item_name.as_deref(),
+        Some("two\nlines, with a comma")
+    );
+    // Line 5 ("row\",1,...,extra") is read on its own after line 4 is dropped: the wrong width too.
+    assert_letter(&parsed, "line 4", RejectReason::Malformed, None);
+    assert_letter(&parsed, "line 5", RejectReason::Malformed, None);
+    let ids: Vec<_> = events.iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["A", "C"]);
+
+    // Far too wide (reading stops inside the record) and spanning lines.
+    let csv = format!(
+        "{HEADER}1,A,\"x\ny\"{}\n2,B,b,1,2011-01-01 10:00:00,1.00,,France\n",
+        ",".repeat(100)
+    );
+    let path = write(&dir, "wide.csv", csv.as_bytes());
+    let parsed = read_all(&path, &retail(), &gbp());
+    let letter = assert_letter(&parsed, "line 2", RejectReason::Malformed, None);
+    assert!(
+        letter.message.contains("unclosed quote"),
+        "{}",
+        letter.message
+    );
+    assert_letter(&parsed, "line 3", RejectReason::Malformed, None);
+    let ids: Vec<_> = super::events(&parsed)
+        .iter()
+        .map(|e| e.item_id.clone())
+        .collect();
+    assert_eq!(ids, ["B"]);
+}
