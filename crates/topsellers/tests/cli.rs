@@ -65,7 +65,7 @@ fn an_environment_override_is_applied_and_secrets_are_masked() {
     let out = Command::new(bin())
         .arg("check-config")
         .env("TOPSELLERS_SERVER__AUTH_TOKEN", "very-secret-token")
-        .env("TOPSELLERS_ENGINE__ALLOWED_LATENESS_SECS", "42")
+        .env("TOPSELLERS_ENGINE__ALLOWED_LATENESS_SECS", "420")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -74,7 +74,7 @@ fn an_environment_override_is_applied_and_secrets_are_masked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("allowed_lateness_secs = 42"), "{text}");
+    assert!(text.contains("allowed_lateness_secs = 420"), "{text}");
     assert!(
         !text.contains("very-secret-token"),
         "the token leaked:\n{text}"
