@@ -7,22 +7,16 @@ use crate::error::ApiError;
 use crate::http::Shared;
 use crate::query::{normalise_category, parse_n, parse_top_query};
 use crate::render;
-use crate::results::{Prepared, Rendered, DEFAULT_N};
+use crate::results::{Prepared, Rendered, CACHE_CONTROL, DEFAULT_N, JSON};
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::borrow::Cow;
 
 /// Largest `n` accepted before the first snapshot says what `top_k` is.
 const WARMING_UP_MAX_N: usize = 1000;
-
-/// Results change at most about once a second; a one-second cache lets CDNs and browsers absorb
-/// bursts without serving anything noticeably older.
-const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=1");
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
-pub(crate) const AS_OF: HeaderName = HeaderName::from_static("x-topsellers-as-of");
 
 pub(crate) fn top(ctx: &Shared, request: &Request) -> Response {
     answer_top(ctx, request.uri().query(), request.headers())
@@ -46,7 +40,7 @@ fn answer_top(ctx: &Shared, query: Option<&str>, headers: &HeaderMap) -> Respons
                 Some(Err(e)) => return e.into_response(),
             };
             let body = render::warming_up_top_body(&category, query.window.as_deref(), n);
-            return json_response(Bytes::from(body), None, None);
+            return uncached_json(Bytes::from(body));
         };
         let window = match query.window.as_deref() {
             None => 0,
@@ -72,7 +66,7 @@ fn answer_top(ctx: &Shared, query: Option<&str>, headers: &HeaderMap) -> Respons
                 &on_demand
             }
         };
-        respond(prepared, rendered, headers)
+        respond(rendered, headers)
     })
 }
 
@@ -93,38 +87,26 @@ fn unknown_window(prepared: &Prepared, name: &str) -> ApiError {
     .allowed(serde_json::json!(names))
 }
 
-/// 200 with the body, or 304 when the client already holds this answer.
-fn respond(prepared: &Prepared, rendered: &Rendered, request_headers: &HeaderMap) -> Response {
-    let as_of = prepared.as_of_header.clone();
-    if let Some(tags) = request_headers.get(header::IF_NONE_MATCH) {
-        if etag_matches(tags, &rendered.etag) {
-            let mut response = StatusCode::NOT_MODIFIED.into_response();
-            set_cache_headers(response.headers_mut(), rendered.etag.clone(), as_of);
-            return response;
+/// 200 with the body, or 304 when the client already holds this answer; the headers are the
+/// ones built with the answer at publish time.
+fn respond(rendered: &Rendered, request_headers: &HeaderMap) -> Response {
+    let mut response = match request_headers.get(header::IF_NONE_MATCH) {
+        Some(tags) if etag_matches(tags, &rendered.etag) => {
+            StatusCode::NOT_MODIFIED.into_response()
         }
-    }
-    json_response(rendered.body.clone(), Some(rendered.etag.clone()), as_of)
-}
-
-fn json_response(body: Bytes, etag: Option<HeaderValue>, as_of: Option<HeaderValue>) -> Response {
-    let mut response = Response::new(Body::from(body));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, JSON);
-    match etag {
-        Some(etag) => set_cache_headers(headers, etag, as_of),
-        None => {
-            headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
-        }
-    }
+        _ => Response::new(Body::from(rendered.body.clone())),
+    };
+    *response.headers_mut() = rendered.headers.clone();
     response
 }
 
-fn set_cache_headers(headers: &mut HeaderMap, etag: HeaderValue, as_of: Option<HeaderValue>) {
+/// A body that has no tag (warming up): cacheable for the usual second.
+fn uncached_json(body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, JSON);
     headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
-    headers.insert(header::ETAG, etag);
-    if let Some(as_of) = as_of {
-        headers.insert(AS_OF, as_of);
-    }
+    response
 }
 
 /// `If-None-Match` holds `*` or a comma-separated list of tags, possibly weak (`W/"..."`); weak
@@ -145,18 +127,8 @@ pub(crate) fn categories(ctx: &Shared, request: &Request) -> Response {
     // /v1/categories takes no parameters; any given (cache-busters, tracking tags) are ignored
     // rather than failing a page load.
     ctx.app.results.with_prepared(|prepared| match prepared {
-        None => json_response(
-            Bytes::from(render::warming_up_categories_body()),
-            None,
-            None,
-        ),
-        Some(p) => {
-            let rendered = Rendered {
-                body: p.categories_body.clone(),
-                etag: p.categories_etag.clone(),
-            };
-            respond(p, &rendered, request.headers())
-        }
+        None => uncached_json(Bytes::from(render::warming_up_categories_body())),
+        Some(p) => respond(&p.categories, request.headers()),
     })
 }
 

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorKind};
 use crate::metrics::Route;
 use crate::Metrics;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -29,8 +29,8 @@ pub(crate) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-i
 /// Longest incoming request id kept as-is.
 pub(crate) const MAX_REQUEST_ID_LEN: usize = 64;
 
-/// The request id of a request that went through [`EdgeLayer`]; empty for one that did not
-/// (which only a test calling a handler directly could make).
+/// The request id of a `POST` request that went through [`EdgeLayer`] (other methods keep the
+/// client's header as sent); empty for one that did not.
 pub(crate) fn request_id(headers: &HeaderMap) -> &str {
     headers
         .get(X_REQUEST_ID)
@@ -117,7 +117,10 @@ where
             Some(given) if is_valid_request_id(given.as_bytes()) => given.clone(),
             _ => {
                 let id = generate_request_id();
-                request.headers_mut().insert(X_REQUEST_ID, id.clone());
+                // Only the purchase handler reads the id from the request; reads skip the insert.
+                if request.method() == Method::POST {
+                    request.headers_mut().insert(X_REQUEST_ID, id.clone());
+                }
                 id
             }
         };
@@ -254,13 +257,14 @@ mod tests {
             assert_eq!(response.headers()[X_REQUEST_ID], "r1");
         }
         let fine = layer.layer(service_fn(|r: Request| {
+            assert_eq!(r.method(), Method::POST);
             // The handler sees the final id in the request.
             let id = request_id(r.headers()).to_string();
             std::future::ready(Ok::<_, std::convert::Infallible>(id.into_response()))
         }));
         let response = fine
             .oneshot(
-                Request::builder()
+                Request::post("/")
                     .header(X_REQUEST_ID, "bad id")
                     .body(axum::body::Body::empty())
                     .unwrap(),

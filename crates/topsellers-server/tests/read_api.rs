@@ -395,6 +395,7 @@ async fn every_response_carries_a_request_id() {
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
             "{uri}: {id:?}"
         );
+        assert_ne!(id, "-", "{uri}: the pre-built placeholder leaked");
         assert!(seen.insert(id), "{uri}: ids repeat");
     }
     let with_id = |id: &str| {
