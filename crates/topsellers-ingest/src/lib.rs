@@ -7,6 +7,11 @@
 //! email) cannot leak through them. Every path ends in one [`RecordBuilder`], so a record is judged
 //! the same way whether it came from a file or a request.
 //!
+//! Personal data typed into the kept free-text fields (item name, category, country) is replaced by
+//! a marker (`[email]`, `[card]`, `[phone]`, `[ip]`, see [`scrub()`]) in events and dead letters
+//! alike, and counted ([`Redactions`]); an id carrying such data refuses the record, since it
+//! cannot be redacted and still name the item.
+//!
 //! ```
 //! use topsellers_ingest::{parse_http_body, Limits, Parsed};
 //! use topsellers_model::RejectReason;
