@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
 use topsellers_ingest::{parse_http_body, Limits};
-use topsellers_server::{PurchaseSink, RejectedRecord, SubmitError, SubmitReport};
+use topsellers_server::{PurchaseSink, RejectedRecord, SubmitContext, SubmitError, SubmitReport};
 
 pub struct NodeSink {
     pub node: NodeHandle,
@@ -19,17 +19,30 @@ impl PurchaseSink for NodeSink {
         &self,
         body: Bytes,
     ) -> Pin<Box<dyn Future<Output = Result<SubmitReport, SubmitError>> + Send>> {
+        self.submit_with_context(body, SubmitContext::new("without id"))
+    }
+
+    /// Dead letters of a request name it (`record 3 of request 1a2b-7`), so a client can find what it sent.
+    fn submit_with_context(
+        &self,
+        body: Bytes,
+        ctx: SubmitContext,
+    ) -> Pin<Box<dyn Future<Output = Result<SubmitReport, SubmitError>> + Send>> {
         let node = self.node.clone();
         let limits = self.limits.clone();
         Box::pin(async move {
-            let parsed = parse_http_body(&body, &limits, wall_clock_ms());
+            let context = format!("request {}", ctx.request_id);
+            let mut parsed = parse_http_body(&body, &limits, wall_clock_ms());
+            for item in &mut parsed {
+                if let topsellers_ingest::Parsed::Rejected(letter) = item {
+                    letter.location = format!("{} of {context}", letter.location);
+                }
+            }
             let submission = Submission {
                 items: parsed,
                 source: "http",
                 origin: "http".to_string(),
-                locations: Locations::Records {
-                    context: "request".to_string(),
-                },
+                locations: Locations::Records { context },
             };
             let outcome = node.submit(submission).await.map_err(|e| match e {
                 SubmitFailure::Busy | SubmitFailure::Closed => {

@@ -156,7 +156,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
             bar.set_position(done_bytes);
             continue;
         }
-        let mut reader = match FileReader::open(file, input, &config.limits, wall_clock_ms()) {
+        let reader = match FileReader::open(file, input, &config.limits, wall_clock_ms()) {
             Ok(r) => r,
             Err(e) => {
                 bar.suspend(|| eprintln!("topsellers: skipping {}: {e}", file.display()));
@@ -173,44 +173,43 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
         );
         let origin = format!("file:{}", file.display());
         let id_prefix = format!("{SYNTHETIC_ID_PREFIX}{}:", fingerprint.short_hex());
-        let mut ordinal = 0u64;
         let mut file_records = 0u64;
-        loop {
-            let mut batch: Vec<Parsed> = Vec::with_capacity(batch_size);
-            let mut lines: Vec<u64> = Vec::with_capacity(batch_size);
-            for mut item in reader.by_ref().take(batch_size) {
-                ordinal += 1;
-                // Records without an event id get one made from the file's identity and their position, so a
-                // replay that crashed half-way can be run again without counting anything twice.
-                if let Parsed::Event(ev) = &mut item {
-                    if ev.event_id.is_none() {
-                        ev.event_id = Some(format!("{id_prefix}{ordinal}"));
+        // Parsing runs on its own thread, one batch ahead of the aggregator and the log: the two halves take
+        // similar time, and there are two cores.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ReadBatch>(2);
+        let read_end = std::thread::scope(|scope| -> Result<ReadEnd> {
+            scope.spawn(move || read_batches(reader, batch_size, &id_prefix, tx));
+            let mut end = ReadEnd::default();
+            for msg in rx {
+                match msg {
+                    ReadBatch::Items {
+                        items,
+                        ordinals,
+                        bytes_read,
+                    } => {
+                        file_records += items.len() as u64;
+                        summary.records += items.len() as u64;
+                        let outcome = core.ingest(
+                            Submission {
+                                items,
+                                source: "replay",
+                                origin: origin.clone(),
+                                locations: Locations::Ordinals(ordinals),
+                            },
+                            None,
+                        )?;
+                        account(&mut summary, &outcome);
+                        bar.set_position(done_bytes + bytes_read);
+                        if core.checkpoint_due() {
+                            core.checkpoint(&results)?;
+                        }
                     }
+                    ReadBatch::End(e) => end = e,
                 }
-                lines.push(ordinal);
-                batch.push(item);
             }
-            if batch.is_empty() {
-                break;
-            }
-            file_records += batch.len() as u64;
-            summary.records += batch.len() as u64;
-            let outcome = core.ingest(
-                Submission {
-                    items: batch,
-                    source: "replay",
-                    origin: origin.clone(),
-                    locations: Locations::Ordinals(lines),
-                },
-                None,
-            )?;
-            account(&mut summary, &outcome);
-            bar.set_position(done_bytes + reader.bytes_read());
-            if core.checkpoint_due() {
-                core.checkpoint(&results)?;
-            }
-        }
-        if let Some(e) = reader.take_error() {
+            Ok(end)
+        })?;
+        if let Some(e) = read_end.error {
             bar.suspend(|| {
                 eprintln!(
                     "topsellers: reading {} failed part-way: {e}",
@@ -223,7 +222,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
         } else {
             ReplayLedger::record(&mut core, &fingerprint, file, file_records)?;
         }
-        done_bytes += reader.total_bytes().unwrap_or_else(|| reader.bytes_read());
+        done_bytes += read_end.total_bytes;
         bar.set_position(done_bytes);
     }
     core.publish_snapshot(&results, true);
@@ -231,6 +230,66 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
     bar.finish_and_clear();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+enum ReadBatch {
+    Items {
+        items: Vec<Parsed>,
+        ordinals: Vec<u64>,
+        bytes_read: u64,
+    },
+    End(ReadEnd),
+}
+
+#[derive(Default)]
+struct ReadEnd {
+    error: Option<topsellers_ingest::IngestError>,
+    total_bytes: u64,
+}
+
+/// The reading half of a replay: parse the file into batches and hand them over.
+fn read_batches(
+    mut reader: FileReader,
+    batch_size: usize,
+    id_prefix: &str,
+    tx: std::sync::mpsc::SyncSender<ReadBatch>,
+) {
+    let mut ordinal = 0u64;
+    loop {
+        let mut items: Vec<Parsed> = Vec::with_capacity(batch_size);
+        let mut ordinals: Vec<u64> = Vec::with_capacity(batch_size);
+        for mut item in reader.by_ref().take(batch_size) {
+            ordinal += 1;
+            // Records without an event id get one made from the file's identity and their position, so a
+            // replay that crashed half-way can be run again without counting anything twice.
+            if let Parsed::Event(ev) = &mut item {
+                if ev.event_id.is_none() {
+                    ev.event_id = Some(format!("{id_prefix}{ordinal}"));
+                }
+            }
+            ordinals.push(ordinal);
+            items.push(item);
+        }
+        if items.is_empty() {
+            break;
+        }
+        let bytes_read = reader.bytes_read();
+        if tx
+            .send(ReadBatch::Items {
+                items,
+                ordinals,
+                bytes_read,
+            })
+            .is_err()
+        {
+            return; // the aggregating side stopped on an error; it reports it
+        }
+    }
+    let total_bytes = reader.total_bytes().unwrap_or_else(|| reader.bytes_read());
+    let _ = tx.send(ReadBatch::End(ReadEnd {
+        error: reader.take_error(),
+        total_bytes,
+    }));
 }
 
 fn account(summary: &mut ReplaySummary, outcome: &BatchOutcome) {
