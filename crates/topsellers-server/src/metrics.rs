@@ -213,6 +213,7 @@ pub struct Metrics {
     refunds_accepted: AtomicU64,
     duplicates_dropped: AtomicU64,
     skipped: Labelled<AtomicU64>,
+    redactions: Labelled<AtomicU64>,
     rejected: [AtomicU64; REJECT_REASONS.len()],
     http_requests: [[AtomicU64; STATUS_CLASSES.len()]; Route::ALL.len()],
     log_appends: AtomicU64,
@@ -236,6 +237,7 @@ impl Metrics {
             refunds_accepted: AtomicU64::new(0),
             duplicates_dropped: AtomicU64::new(0),
             skipped: Labelled::new(),
+            redactions: Labelled::new(),
             rejected: Default::default(),
             http_requests: Default::default(),
             log_appends: AtomicU64::new(0),
@@ -268,6 +270,14 @@ impl Metrics {
     }
 
     /// Records deliberately ignored, such as `blank_line` or `header`; `reason` is fixed in code.
+    /// Personal data found in kept free-text fields and redacted at parsing, by kind (`email`, `card`, `phone`,
+    /// `ip`): the kind is the label, never the data.
+    pub fn inc_redactions(&self, kind: &'static str, n: u64) {
+        if n > 0 {
+            self.redactions.get(kind).fetch_add(n, Relaxed);
+        }
+    }
+
     pub fn inc_skipped(&self, reason: &'static str, n: u64) {
         self.skipped.get(reason).fetch_add(n, Relaxed);
     }
@@ -366,6 +376,20 @@ impl Metrics {
                 &mut out,
                 "events_skipped_total",
                 &[("reason", reason)],
+                load(value),
+            );
+        }
+        family(
+            &mut out,
+            "pii_redactions_total",
+            "counter",
+            "Personal data found in kept free-text fields and redacted at parsing, by kind.",
+        );
+        for (kind, value) in self.redactions.each() {
+            sample(
+                &mut out,
+                "pii_redactions_total",
+                &[("kind", kind)],
                 load(value),
             );
         }

@@ -6,12 +6,15 @@ use crate::runner::{NodeHandle, SubmitFailure};
 use bytes::Bytes;
 use std::future::Future;
 use std::pin::Pin;
-use topsellers_ingest::{parse_http_body, Limits};
+use std::sync::Arc;
+use topsellers_ingest::{parse_http_body_with_redactions, Limits, PiiKind};
+use topsellers_server::Metrics;
 use topsellers_server::{PurchaseSink, RejectedRecord, SubmitContext, SubmitError, SubmitReport};
 
 pub struct NodeSink {
     pub node: NodeHandle,
     pub limits: Limits,
+    pub metrics: Arc<Metrics>,
 }
 
 impl PurchaseSink for NodeSink {
@@ -30,9 +33,14 @@ impl PurchaseSink for NodeSink {
     ) -> Pin<Box<dyn Future<Output = Result<SubmitReport, SubmitError>> + Send>> {
         let node = self.node.clone();
         let limits = self.limits.clone();
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let context = format!("request {}", ctx.request_id);
-            let mut parsed = parse_http_body(&body, &limits, wall_clock_ms());
+            let (mut parsed, redactions) =
+                parse_http_body_with_redactions(&body, &limits, wall_clock_ms());
+            for kind in [PiiKind::Email, PiiKind::Card, PiiKind::Phone, PiiKind::Ip] {
+                metrics.inc_redactions(kind.as_str(), redactions.get(kind));
+            }
             for item in &mut parsed {
                 if let topsellers_ingest::Parsed::Rejected(letter) = item {
                     letter.location = format!("{} of {context}", letter.location);

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use topsellers_ingest::{FileReader, InputConfig, Parsed};
+use topsellers_ingest::{FileReader, InputConfig, Parsed, Redactions};
 use topsellers_server::{Metrics, Results};
 
 const READ_EXTENSIONS: &[&str] = &["csv", "jsonl", "ndjson", "json", "tsv", "txt"];
@@ -21,6 +21,7 @@ pub struct ReplaySummary {
     pub files: usize,
     pub unreadable_files: Vec<String>,
     pub already_replayed: Vec<String>,
+    pub redactions: Redactions,
     pub records: u64,
     pub outcome: BatchOutcome,
     pub rejected_by_reason: BTreeMap<&'static str, u64>,
@@ -61,6 +62,17 @@ impl ReplaySummary {
             println!(
                 "  dead letters (with file, line, field and reason): {}",
                 self.dead_letter_path.display()
+            );
+        }
+        let r = &self.redactions;
+        if r.total() > 0 {
+            println!(
+                "  personal data redacted in kept text fields: {} (email {}, card {}, phone {}, ip {})",
+                r.total(),
+                r.email,
+                r.card,
+                r.phone,
+                r.ip
             );
         }
         if !self.already_replayed.is_empty() {
@@ -223,6 +235,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
             ReplayLedger::record(&mut core, &fingerprint, file, file_records)?;
         }
         done_bytes += read_end.total_bytes;
+        summary.redactions.merge(&read_end.redactions);
         bar.set_position(done_bytes);
     }
     core.publish_snapshot(&results, true);
@@ -245,6 +258,7 @@ enum ReadBatch {
 struct ReadEnd {
     error: Option<topsellers_ingest::IngestError>,
     total_bytes: u64,
+    redactions: Redactions,
 }
 
 /// The reading half of a replay: parse the file into batches and hand them over.
@@ -289,6 +303,7 @@ fn read_batches(
     let _ = tx.send(ReadBatch::End(ReadEnd {
         error: reader.take_error(),
         total_bytes,
+        redactions: reader.redactions(),
     }));
 }
 

@@ -52,6 +52,7 @@ pub async fn serve_until(
             Some(Arc::new(NodeSink {
                 node: node.handle(),
                 limits: config.limits.clone(),
+                metrics: node.metrics.clone(),
             }))
         } else {
             None
