@@ -18,15 +18,19 @@ if [ -d "$DATA" ]; then
 else
   echo "online-retail data not found at $DATA; skipping it"
 fi
-"$BIN" generate --events "$N" --start 2026-11-01T00:00:00Z --out "$W/gen.csv" 2>/dev/null
-measure "generated ($N rows, $(du -h "$W/gen.csv" | cut -f1))" "$BIN" replay --no-progress --data-dir "$W/gen" "$W/gen.csv"
+# Spread the events over one day of event time, so the state is "a day of purchases".
+RATE=$(python3 -c "print(max(0.01, $N / 86400))")
+TOPSELLERS_DEMO__RATE_PER_SEC=$RATE "$BIN" generate --events "$N" --start 2026-11-01T00:00:00Z --out "$W/gen.csv" 2>/dev/null
+measure "generated ($N rows over 24 h, $(du -h "$W/gen.csv" | cut -f1))" "$BIN" replay --no-progress --data-dir "$W/gen" "$W/gen.csv"
 echo "data directory after replay: $(du -sh "$W/gen" | cut -f1)"
 
-# Restart after kill -9: time from start until /readyz answers, with the state above.
+# Restart after kill -9: time from start until /readyz answers, with the state above (idle advance off, so the
+# wall clock does not age last month's events out while we measure).
+export TOPSELLERS_NODE__IDLE_ADVANCE=false
 PORT=18090
 "$BIN" serve --data-dir "$W/gen" --listen 127.0.0.1:$PORT >/dev/null 2>&1 & echo $! > "$W/pid"
 for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
-kill -9 "$(cat "$W/pid")"; sleep 0.2
+kill -9 "$(cat "$W/pid")"; wait "$(cat "$W/pid")" 2>/dev/null || true
 START=$(date +%s.%N)
 "$BIN" serve --data-dir "$W/gen" --listen 127.0.0.1:$PORT >/dev/null 2>&1 & echo $! > "$W/pid"
 for _ in $(seq 1 600); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.05; done
