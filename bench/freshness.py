@@ -62,6 +62,9 @@ def main():
         bg = threading.Thread(target=background, args=(stop,), daemon=True); bg.start()
         lat = []
         for i in range(SAMPLES):
+            # A random pause, so probes are not phase-locked to the node's snapshot clock (each probe would
+            # otherwise be sent right after the snapshot that showed the previous one).
+            time.sleep(random.uniform(0, 0.5))
             cat = f"probe/p{i}"
             post([event(f"probe-{i}", cat, qty=3)])
             t0 = time.time()
