@@ -222,6 +222,18 @@ impl EmbeddedStore {
         state: &[u8],
         results: &Snapshot,
     ) -> Result<(), StoreError> {
+        self.save_checkpoint_with_meta(covers_seq, state, results, &[])
+    }
+
+    /// [`EmbeddedStore::save_checkpoint`] that also sets metadata values in the same transaction: for state
+    /// that must move together with the checkpoint, like how far a replay has read its input file.
+    pub fn save_checkpoint_with_meta(
+        &mut self,
+        covers_seq: u64,
+        state: &[u8],
+        results: &Snapshot,
+        meta: &[(&str, &str)],
+    ) -> Result<(), StoreError> {
         self.check_writable()?;
         let snapshot_json = serde_json::to_string(results).map_err(|e| StoreError::Encode {
             what: "the results snapshot",
@@ -266,6 +278,14 @@ impl EmbeddedStore {
             params![now, snapshot_json],
         )
         .map_err(&err)?;
+        for (key, value) in meta {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .map_err(&err)?;
+        }
         tx.execute("DELETE FROM log WHERE seq <= ?1", [covers_seq as i64])
             .map_err(&err)?;
         // Hand the pages freed by the delete and by the replaced blobs back to the file system. The pragma

@@ -417,3 +417,44 @@ fn handles_can_move_between_threads() {
     .unwrap();
     assert_eq!(seq, 1);
 }
+
+#[test]
+fn checkpoint_and_its_metadata_land_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = EmbeddedStore::open(dir.path()).unwrap();
+    let seq = store.append(&batch(0, 10)).unwrap();
+    store
+        .save_checkpoint_with_meta(
+            seq,
+            b"state",
+            &snapshot(1),
+            &[("replay/x", "record 10"), ("other", "v")],
+        )
+        .unwrap();
+    assert_eq!(
+        store.get_meta("replay/x").unwrap().as_deref(),
+        Some("record 10")
+    );
+    assert_eq!(store.get_meta("other").unwrap().as_deref(), Some("v"));
+    // A refused checkpoint leaves the metadata as it was.
+    let err = store
+        .save_checkpoint_with_meta(
+            seq + 5,
+            b"state2",
+            &snapshot(2),
+            &[("replay/x", "record 99")],
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CheckpointAhead { .. }), "{err}");
+    assert_eq!(
+        store.get_meta("replay/x").unwrap().as_deref(),
+        Some("record 10")
+    );
+    drop(store);
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.get_meta("replay/x").unwrap().as_deref(),
+        Some("record 10")
+    );
+    assert_eq!(store.load_checkpoint().unwrap().unwrap().state, b"state");
+}
