@@ -12,7 +12,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 const EDGE_BYTES: u64 = 1 << 20;
-const META_PREFIX: &str = "replayed/";
+const DONE_PREFIX: &str = "replayed/";
+const PARTIAL_PREFIX: &str = "replaying/";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileFingerprint {
@@ -43,36 +44,49 @@ impl FileFingerprint {
         })
     }
 
-    /// 64 bits of the hash as hex: enough to keep made-up event ids of different files apart.
-    pub fn short_hex(&self) -> String {
-        format!("{:016x}", (self.hash >> 64) as u64)
-    }
-
-    fn key(&self) -> String {
-        format!("{META_PREFIX}{:032x}-{}", self.hash, self.size)
+    fn key(&self, prefix: &str) -> String {
+        format!("{prefix}{:032x}-{}", self.hash, self.size)
     }
 }
 
+/// What a data directory knows of one input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileStatus {
+    New,
+    /// An interrupted replay's last checkpoint holds the file's first N records.
+    Partial(u64),
+    /// Fully replayed; the note says when and how much.
+    Done(String),
+}
+
+/// The replay ledger lives in the store's metadata and is only ever written together with a checkpoint, so it
+/// always describes exactly the state that is durable.
 pub struct ReplayLedger;
 
 impl ReplayLedger {
-    /// A description of the earlier replay of this file, if there was one.
-    pub fn lookup(core: &NodeCore, fp: &FileFingerprint) -> Result<Option<String>> {
-        core.get_meta(&fp.key())
+    pub fn status(core: &NodeCore, fp: &FileFingerprint) -> Result<FileStatus> {
+        if let Some(note) = core.get_meta(&fp.key(DONE_PREFIX))? {
+            return Ok(FileStatus::Done(note));
+        }
+        match core.get_meta(&fp.key(PARTIAL_PREFIX))? {
+            Some(n) => Ok(FileStatus::Partial(n.parse().with_context(|| {
+                format!("the replay ledger entry {n:?} is not a record count; the data directory is damaged")
+            })?)),
+            None => Ok(FileStatus::New),
+        }
     }
 
-    pub fn record(
-        core: &mut NodeCore,
-        fp: &FileFingerprint,
-        path: &Path,
-        records: u64,
-    ) -> Result<()> {
+    pub fn partial_entry(fp: &FileFingerprint, records: u64) -> (String, String) {
+        (fp.key(PARTIAL_PREFIX), records.to_string())
+    }
+
+    pub fn done_entry(fp: &FileFingerprint, path: &Path, records: u64) -> (String, String) {
         let note = format!(
             "{records} records from {} on {}",
             path.display(),
             fmt_ms(wall_clock_ms())
         );
-        core.set_meta(&fp.key(), &note)
+        (fp.key(DONE_PREFIX), note)
     }
 }
 

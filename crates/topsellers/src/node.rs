@@ -186,12 +186,29 @@ impl NodeCore {
         Ok(outcomes.pop().unwrap_or_default())
     }
 
+    /// Admits and accounts records that are NOT written to the log, because their input is itself durable and
+    /// re-readable: `replay` reads files, and records in the checkpoint how far it got (see `replay.rs`). Their
+    /// effect becomes durable with the next checkpoint; a crash before it loses nothing the input does not hold.
+    pub fn admit_unlogged(&mut self, submission: Submission) -> Result<BatchOutcome> {
+        let mut outcomes = self.admit_groups(vec![submission], None, false)?;
+        Ok(outcomes.pop().unwrap_or_default())
+    }
+
     /// Like [`NodeCore::ingest`] for several submissions at once, written with one log append (group commit);
     /// each submission gets its own outcome.
     pub fn ingest_groups(
         &mut self,
         groups: Vec<Submission>,
         tick_ms: Option<i64>,
+    ) -> Result<Vec<BatchOutcome>> {
+        self.admit_groups(groups, tick_ms, true)
+    }
+
+    fn admit_groups(
+        &mut self,
+        groups: Vec<Submission>,
+        tick_ms: Option<i64>,
+        log: bool,
     ) -> Result<Vec<BatchOutcome>> {
         let now_ms = wall_clock_ms();
         let mut records =
@@ -237,7 +254,10 @@ impl NodeCore {
             }
             outcomes.push(outcome);
         }
-        if !records.is_empty() {
+        if !log {
+            self.records_since_checkpoint += records.len() as u64;
+            self.changed_since_snapshot |= !records.is_empty();
+        } else if !records.is_empty() {
             if let Err(e) = self.store.append(&records) {
                 self.metrics.inc_log_append_errors(1);
                 // The engine already counted events the log does not hold: rebuild it from what is durable.
@@ -330,6 +350,11 @@ impl NodeCore {
 
     /// Writes the aggregator state with the log position it covers, plus the results; truncates the log.
     pub fn checkpoint(&mut self, results: &Results) -> Result<()> {
+        self.checkpoint_with_meta(results, &[])
+    }
+
+    /// [`NodeCore::checkpoint`] that also stores metadata atomically with the state it describes.
+    pub fn checkpoint_with_meta(&mut self, results: &Results, meta: &[(&str, &str)]) -> Result<()> {
         let started = Instant::now();
         let covers_seq = self.store.last_seq()?;
         let state = self.engine.checkpoint();
@@ -339,7 +364,10 @@ impl NodeCore {
                 .publish_snapshot(results, true)
                 .expect("forced snapshot"),
         };
-        if let Err(e) = self.store.save_checkpoint(covers_seq, &state, &snap) {
+        if let Err(e) = self
+            .store
+            .save_checkpoint_with_meta(covers_seq, &state, &snap, meta)
+        {
             self.metrics.inc_checkpoint_errors();
             return Err(e).context("cannot write a checkpoint");
         }
@@ -359,10 +387,6 @@ impl NodeCore {
         Ok(self.store.get_meta(key)?)
     }
 
-    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
-        Ok(self.store.set_meta(key, value)?)
-    }
-
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -376,7 +400,7 @@ fn late_letter(
     now_ms: i64,
 ) -> DeadLetter {
     let location = match &ev.event_id {
-        Some(id) if !id.starts_with(SYNTHETIC_ID_PREFIX) => format!("{location} (event {id})"),
+        Some(id) => format!("{location} (event {id})"),
         _ => location,
     };
     DeadLetter {
@@ -395,9 +419,6 @@ fn late_letter(
         at_ms: now_ms,
     }
 }
-
-/// Event ids the node makes up for records that came without one (replayed files): `~<file>:<ordinal>`.
-pub const SYNTHETIC_ID_PREFIX: &str = "~";
 
 /// The engine settings that change the meaning of a checkpoint; a data dir is bound to them.
 fn engine_settings_fingerprint(c: &EngineConfig) -> String {

@@ -1,10 +1,8 @@
 //! `topsellers replay`: read purchase files into a data directory, with a progress bar and a summary.
 
 use crate::config::Config;
-use crate::ledger::{FileFingerprint, ReplayLedger};
-use crate::node::{
-    wall_clock_ms, BatchOutcome, Locations, NodeCore, Submission, SYNTHETIC_ID_PREFIX,
-};
+use crate::ledger::{FileFingerprint, FileStatus, ReplayLedger};
+use crate::node::{wall_clock_ms, BatchOutcome, Locations, NodeCore, Submission};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -21,6 +19,7 @@ pub struct ReplaySummary {
     pub files: usize,
     pub unreadable_files: Vec<String>,
     pub already_replayed: Vec<String>,
+    pub resumed_files: usize,
     pub redactions: Redactions,
     pub records: u64,
     pub outcome: BatchOutcome,
@@ -73,6 +72,12 @@ impl ReplaySummary {
                 r.card,
                 r.phone,
                 r.ip
+            );
+        }
+        if self.resumed_files > 0 {
+            println!(
+                "  files resumed where an interrupted replay stopped: {}",
+                self.resumed_files
             );
         }
         if !self.already_replayed.is_empty() {
@@ -144,6 +149,9 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
     };
     let mut done_bytes = 0u64;
     let batch_size = config.node.max_batch_records;
+    // Ledger entries to store with the next checkpoint: a file counts as replayed exactly when the state that
+    // holds its purchases is durable, never before.
+    let mut pending_ledger: Vec<(String, String)> = Vec::new();
     for file in &files {
         let fingerprint = match FileFingerprint::of(file) {
             Ok(f) => f,
@@ -154,20 +162,33 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                 continue;
             }
         };
-        if let Some(earlier) = ReplayLedger::lookup(&core, &fingerprint)? {
-            bar.suspend(|| {
-                eprintln!(
-                    "topsellers: {} was already replayed into {} ({earlier}); not counting it again (use a new data \
-                     directory to rebuild from scratch)",
-                    file.display(),
-                    config.data_dir.display()
-                )
-            });
-            summary.already_replayed.push(file.display().to_string());
-            done_bytes += fingerprint.size;
-            bar.set_position(done_bytes);
-            continue;
-        }
+        let resume_after = match ReplayLedger::status(&core, &fingerprint)? {
+            FileStatus::Done(earlier) => {
+                bar.suspend(|| {
+                    eprintln!(
+                        "topsellers: {} was already replayed into {} ({earlier}); not counting it again (use a new \
+                         data directory to rebuild from scratch)",
+                        file.display(),
+                        config.data_dir.display()
+                    )
+                });
+                summary.already_replayed.push(file.display().to_string());
+                done_bytes += fingerprint.size;
+                bar.set_position(done_bytes);
+                continue;
+            }
+            FileStatus::Partial(records) => {
+                bar.suspend(|| {
+                    eprintln!(
+                        "topsellers: resuming {} after record {records}, where an interrupted replay left it",
+                        file.display()
+                    )
+                });
+                summary.resumed_files += 1;
+                records
+            }
+            FileStatus::New => 0,
+        };
         let reader = match FileReader::open(file, input, &config.limits, wall_clock_ms()) {
             Ok(r) => r,
             Err(e) => {
@@ -184,13 +205,12 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                 .unwrap_or_default(),
         );
         let origin = format!("file:{}", file.display());
-        let id_prefix = format!("{SYNTHETIC_ID_PREFIX}{}:", fingerprint.short_hex());
-        let mut file_records = 0u64;
-        // Parsing runs on its own thread, one batch ahead of the aggregator and the log: the two halves take
-        // similar time, and there are two cores.
+        let mut file_records = resume_after;
+        // Parsing runs on its own thread, one batch ahead of the aggregator: the two halves take similar time, and
+        // there are two cores.
         let (tx, rx) = std::sync::mpsc::sync_channel::<ReadBatch>(2);
         let read_end = std::thread::scope(|scope| -> Result<ReadEnd> {
-            scope.spawn(move || read_batches(reader, batch_size, &id_prefix, tx));
+            scope.spawn(move || read_batches(reader, batch_size, resume_after, tx));
             let mut end = ReadEnd::default();
             for msg in rx {
                 match msg {
@@ -199,21 +219,21 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                         ordinals,
                         bytes_read,
                     } => {
-                        file_records += items.len() as u64;
+                        file_records = ordinals.last().copied().unwrap_or(file_records);
                         summary.records += items.len() as u64;
-                        let outcome = core.ingest(
-                            Submission {
-                                items,
-                                source: "replay",
-                                origin: origin.clone(),
-                                locations: Locations::Ordinals(ordinals),
-                            },
-                            None,
-                        )?;
+                        // Not logged: the file is the log. The checkpoint below stores how far it was read.
+                        let outcome = core.admit_unlogged(Submission {
+                            items,
+                            source: "replay",
+                            origin: origin.clone(),
+                            locations: Locations::Ordinals(ordinals),
+                        })?;
                         account(&mut summary, &outcome);
                         bar.set_position(done_bytes + bytes_read);
                         if core.checkpoint_due() {
-                            core.checkpoint(&results)?;
+                            let mut ledger = std::mem::take(&mut pending_ledger);
+                            ledger.push(ReplayLedger::partial_entry(&fingerprint, file_records));
+                            core.checkpoint_with_meta(&results, &as_pairs(&ledger))?;
                         }
                     }
                     ReadBatch::End(e) => end = e,
@@ -231,13 +251,16 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
             summary
                 .unreadable_files
                 .push(format!("{}: {e}", file.display()));
+            pending_ledger.push(ReplayLedger::partial_entry(&fingerprint, file_records));
         } else {
-            ReplayLedger::record(&mut core, &fingerprint, file, file_records)?;
+            pending_ledger.push(ReplayLedger::done_entry(&fingerprint, file, file_records));
         }
         done_bytes += read_end.total_bytes;
         summary.redactions.merge(&read_end.redactions);
         bar.set_position(done_bytes);
     }
+    core.publish_snapshot(&results, true);
+    core.checkpoint_with_meta(&results, &as_pairs(&pending_ledger))?;
     core.publish_snapshot(&results, true);
     core.checkpoint(&results)?;
     bar.finish_and_clear();
@@ -261,28 +284,28 @@ struct ReadEnd {
     redactions: Redactions,
 }
 
-/// The reading half of a replay: parse the file into batches and hand them over.
+/// The reading half of a replay: parse the file into batches and hand them over, skipping the first
+/// `resume_after` records (already counted by an interrupted run whose checkpoint says so).
 fn read_batches(
     mut reader: FileReader,
     batch_size: usize,
-    id_prefix: &str,
+    resume_after: u64,
     tx: std::sync::mpsc::SyncSender<ReadBatch>,
 ) {
     let mut ordinal = 0u64;
     loop {
         let mut items: Vec<Parsed> = Vec::with_capacity(batch_size);
         let mut ordinals: Vec<u64> = Vec::with_capacity(batch_size);
-        for mut item in reader.by_ref().take(batch_size) {
+        for item in reader.by_ref() {
             ordinal += 1;
-            // Records without an event id get one made from the file's identity and their position, so a
-            // replay that crashed half-way can be run again without counting anything twice.
-            if let Parsed::Event(ev) = &mut item {
-                if ev.event_id.is_none() {
-                    ev.event_id = Some(format!("{id_prefix}{ordinal}"));
-                }
+            if ordinal <= resume_after {
+                continue;
             }
             ordinals.push(ordinal);
             items.push(item);
+            if items.len() == batch_size {
+                break;
+            }
         }
         if items.is_empty() {
             break;
@@ -305,6 +328,13 @@ fn read_batches(
         total_bytes,
         redactions: reader.redactions(),
     }));
+}
+
+fn as_pairs(entries: &[(String, String)]) -> Vec<(&str, &str)> {
+    entries
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 fn account(summary: &mut ReplaySummary, outcome: &BatchOutcome) {
