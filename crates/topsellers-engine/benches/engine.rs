@@ -90,6 +90,17 @@ fn benches(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    group.bench_function("batch_zipf_1M_items", |b| {
+        b.iter_batched(
+            || (warm.clone(), Vec::with_capacity(stream.len())),
+            |(mut engine, mut out)| {
+                engine.admit_batch(&stream, &mut out);
+                black_box(&out);
+                (engine, out)
+            },
+            BatchSize::PerIteration,
+        )
+    });
     group.finish();
 
     let mut after = warm.clone();

@@ -1,6 +1,7 @@
 //! The admit loop of `benches/engine.rs` alone, timed by thread CPU time as well as wall time, so the
 //! figure holds on a shared machine, and with a pause after setup for `perf record -p <pid>` to attach.
-//! `NO_IDS=1` drops the event ids (no dedup), `NO_NAMES=1` the item names.
+//! `NO_IDS=1` drops the event ids (no dedup), `NO_NAMES=1` the item names; `BATCH=1` admits the whole
+//! stream with one `Engine::admit_batch` call instead of `Engine::admit` per event.
 //! Run: `cargo run --release -p topsellers-engine --example admit_loop`
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use std::time::Instant;
@@ -99,8 +100,14 @@ fn main() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     let t = Instant::now();
     let c = cpu_ns();
-    for ev in &stream {
-        std::hint::black_box(engine.admit(ev));
+    if std::env::var_os("BATCH").is_some() {
+        let mut out = Vec::with_capacity(stream.len());
+        engine.admit_batch(&stream, &mut out);
+        std::hint::black_box(&out);
+    } else {
+        for ev in &stream {
+            std::hint::black_box(engine.admit(ev));
+        }
     }
     let cpu = (cpu_ns() - c) as f64;
     let el = t.elapsed();

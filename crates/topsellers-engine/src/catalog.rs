@@ -81,6 +81,14 @@ pub(crate) struct Item {
     pub extra_series: Vec<SeriesId>,
 }
 
+/// Where an item's first series counts, as found ahead of admission (see [`Catalog::peek`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peeked {
+    pub leaf: CatId,
+    pub series: SeriesId,
+    pub first_agg: AggId,
+}
+
 /// What the item index maps an item id to. Everything the hot path needs for the item's first series
 /// is here, because almost every item is sold in exactly one category: one hash lookup then finds the
 /// series, its aggregates and whether the name changed, without touching any other table.
@@ -257,6 +265,17 @@ impl Catalog {
             leaf,
             aggs: s.aggs,
         }
+    }
+
+    /// Where `item_id`'s first series counts, if the item is known; changes nothing. Used to read an
+    /// event's data ahead of admitting it.
+    #[inline]
+    pub fn peek(&self, item_id: &str) -> Option<Peeked> {
+        self.item_index.get(item_id.as_bytes()).map(|slot| Peeked {
+            leaf: slot.first_leaf,
+            series: slot.first_series,
+            first_agg: slot.first_agg,
+        })
     }
 
     /// The series of `item_id` sold in `leaf`, created on first sight.

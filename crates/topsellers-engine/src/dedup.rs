@@ -83,6 +83,14 @@ impl Dedup {
         }
     }
 
+    /// Reads the slot a lookup of `key` starts at, so that the lookup that follows finds it cached;
+    /// the value is meaningless, for the caller to fold into something it keeps.
+    #[inline]
+    pub fn touch(&self, key: u128) -> u64 {
+        let (lo, _) = halves(key);
+        self.slots[lo as usize & self.mask()].time as u64
+    }
+
     /// Remembers `key` (which is not a live duplicate) with its event time. Expired entries, older than
     /// `watermark`, may be overwritten.
     #[inline]

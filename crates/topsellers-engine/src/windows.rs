@@ -9,7 +9,7 @@
 //! Invariant: for a finite window of `len` buckets, `sums[agg][w]` is the sum of every contribution to
 //! the aggregate whose bucket lies in `(cur - len, cur]`; for `all`, of every contribution ever.
 
-use crate::catalog::{Aggs, CatId, Catalog, SeriesId, Target};
+use crate::catalog::{Aggs, CatId, Catalog, Peeked, SeriesId, Target};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -134,6 +134,36 @@ impl WindowState {
                 .or_default()
                 .add(units, revenue);
         }
+    }
+
+    /// The current bucket's entries, if it has any.
+    #[inline]
+    pub fn current_bucket(&self) -> Option<&Bucket> {
+        self.buckets.get(&self.cur?)
+    }
+
+    /// Reads the window sums of a series' aggregates and its entry in `bucket`, so that applying a
+    /// contribution to them finds them cached; the value is meaningless, for the caller to fold into
+    /// something it keeps. Only reads what exists.
+    #[inline]
+    pub fn touch(&self, catalog: &Catalog, at: Peeked, bucket: Option<&Bucket>) -> u64 {
+        let w = self.windows();
+        let n = catalog.categories[at.leaf as usize].ancestors.len();
+        let start = at.first_agg as usize * w;
+        let mut sink = 0u64;
+        if let Some(sums) = self.sums.get(start..start + n * w) {
+            // One read per cache line the run spans (a `Sum` is 16 bytes).
+            for sum in sums.iter().step_by(4) {
+                sink = sink.wrapping_add(sum.units as u64);
+            }
+            if let Some(last) = sums.last() {
+                sink = sink.wrapping_add(last.units as u64);
+            }
+        }
+        if let Some(sum) = bucket.and_then(|b| b.get(&at.series)) {
+            sink = sink.wrapping_add(sum.units as u64);
+        }
+        sink
     }
 
     /// Moves the current bucket forward to `to` (never backwards): buckets that leave a window are

@@ -176,6 +176,11 @@ const CATEGORIES: [&str; 7] = ["a", "a/b", "a/b/c", "a/b/c/d", "a/e", "x", "x/y/
 const NAMES: [&str; 3] = ["", "Name A", "Name B"];
 
 fn op() -> impl Strategy<Value = Op> {
+    weighted_op(12, 2, 1)
+}
+
+/// Events, ticks and restores in the ratio `events : ticks : restores`.
+fn weighted_op(events: u32, ticks: u32, restores: u32) -> impl Strategy<Value = Op> {
     let event = (
         -15_000i64..6_000,
         0..ITEMS.len(),
@@ -199,9 +204,9 @@ fn op() -> impl Strategy<Value = Op> {
             },
         );
     prop_oneof![
-        12 => event,
-        2 => (0i64..40_000).prop_map(|delta_ms| Op::Tick { delta_ms }),
-        1 => Just(Op::Restore),
+        events => event,
+        ticks => (0i64..40_000).prop_map(|delta_ms| Op::Tick { delta_ms }),
+        restores => Just(Op::Restore),
     ]
 }
 
@@ -291,6 +296,117 @@ fn run(config: EngineConfig, base: i64, ops: Vec<Op>) -> Result<(), TestCaseErro
         oracle.counts
     );
     Ok(())
+}
+
+/// The event an `Op::Event` stands for, `clock` being the newest time generated so far (moved on).
+fn to_event(op: &Op, clock: &mut i64) -> Option<PurchaseEvent> {
+    let Op::Event {
+        delta_ms,
+        item,
+        category,
+        quantity,
+        price,
+        id,
+        original_back_ms,
+        name,
+    } = *op
+    else {
+        return None;
+    };
+    let time = *clock + delta_ms;
+    *clock = (*clock).max(time);
+    Some(PurchaseEvent {
+        event_id: id.map(|i| format!("e{i}")),
+        event_time_ms: time,
+        original_time_ms: original_back_ms.map(|back| time - back),
+        item_id: ITEMS[item].into(),
+        item_name: name.map(|n| NAMES[n].to_string()),
+        category: CategoryPath::parse(CATEGORIES[category]).unwrap(),
+        quantity,
+        unit_price_minor: price,
+        currency: "GBP".into(),
+        country: None,
+    })
+}
+
+/// `admit_batch` against `admit` one event at a time: the runs of events between ticks and restores
+/// are cut into batches of the sizes in `cuts` (cycled), long enough to fill its pipeline.
+fn run_batched(
+    config: EngineConfig,
+    base: i64,
+    ops: Vec<Op>,
+    cuts: Vec<usize>,
+) -> Result<(), TestCaseError> {
+    let mut single = Engine::new(config.clone()).unwrap();
+    let mut batched = Engine::new(config.clone()).unwrap();
+    let mut clock = base;
+    let mut cuts = cuts.into_iter().cycle();
+    let mut pending: Vec<PurchaseEvent> = Vec::new();
+    let mut out = Vec::new();
+    let mut flush = |single: &mut Engine,
+                     batched: &mut Engine,
+                     pending: &mut Vec<PurchaseEvent>|
+     -> Result<(), TestCaseError> {
+        out.clear();
+        batched.admit_batch(&[], &mut out);
+        prop_assert!(out.is_empty());
+        let mut rest = &pending[..];
+        while !rest.is_empty() {
+            let n = cuts.next().unwrap().min(rest.len());
+            let (batch, tail) = rest.split_at(n);
+            rest = tail;
+            out.clear();
+            out.push(Admission::Duplicate); // `admit_batch` appends: what was there stays.
+            batched.admit_batch(batch, &mut out);
+            let expected: Vec<Admission> = std::iter::once(Admission::Duplicate)
+                .chain(batch.iter().map(|ev| single.admit(ev)))
+                .collect();
+            prop_assert_eq!(&out, &expected);
+        }
+        pending.clear();
+        prop_assert_eq!(batched.snapshot(1, 0, "GBP"), single.snapshot(1, 0, "GBP"));
+        Ok(())
+    };
+    for op in &ops {
+        if let Some(ev) = to_event(op, &mut clock) {
+            pending.push(ev);
+            continue;
+        }
+        flush(&mut single, &mut batched, &mut pending)?;
+        match op {
+            Op::Tick { delta_ms } => {
+                clock += delta_ms;
+                single.tick(clock);
+                batched.tick(clock);
+            }
+            Op::Restore => {
+                let bytes = batched.checkpoint();
+                prop_assert_eq!(&bytes, &single.checkpoint());
+                batched = Engine::restore(config.clone(), &bytes).unwrap();
+                single = Engine::restore(config.clone(), &bytes).unwrap();
+            }
+            Op::Event { .. } => unreachable!(),
+        }
+    }
+    flush(&mut single, &mut batched, &mut pending)?;
+    prop_assert_eq!(batched.checkpoint(), single.checkpoint());
+    prop_assert_eq!(batched.stats(), single.stats());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn admit_batch_equals_admit_one_by_one(
+        config in config(),
+        base in prop::sample::select(vec![-100_000i64, 0, 1_700_000_000_000]),
+        // Long runs of events between ticks and restores, so batches fill several groups.
+        ops in prop::collection::vec(weighted_op(80, 2, 1), 1..300),
+        cuts in prop::collection::vec(1usize..80, 1..6),
+    ) {
+        run_batched(config, base, ops, cuts)?;
+    }
 }
 
 proptest! {
