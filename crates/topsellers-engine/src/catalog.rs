@@ -108,8 +108,6 @@ pub(crate) struct Category {
     pub path: Box<str>,
     /// The category itself first, then each parent, ending with the site-wide `""`.
     pub ancestors: Box<[CatId]>,
-    /// Every aggregate of this category: the candidates of its rankings.
-    pub members: Vec<AggId>,
 }
 
 /// Where a series' aggregates are, one per ancestor of its leaf, in the order of
@@ -149,6 +147,9 @@ pub(crate) struct Catalog {
     series_aggs: Vec<AggId>,
     /// Which item each aggregate counts.
     pub agg_item: Vec<ItemId>,
+    /// Which category each aggregate counts in: the aggregates of a category are the candidates of
+    /// its rankings.
+    pub agg_cat: Vec<CatId>,
 }
 
 impl Catalog {
@@ -195,7 +196,6 @@ impl Catalog {
                     self.categories.push(Category {
                         path: (*p).into(),
                         ancestors: chain.into_boxed_slice(),
-                        members: Vec::new(),
                     });
                     self.category_index.insert((*p).into(), id);
                     id
@@ -340,7 +340,7 @@ impl Catalog {
     fn new_agg(&mut self, cat: CatId, item: ItemId) -> AggId {
         let agg = self.agg_item.len() as AggId;
         self.agg_item.push(item);
-        self.categories[cat as usize].members.push(agg);
+        self.agg_cat.push(cat);
         agg
     }
 
@@ -404,7 +404,7 @@ impl Catalog {
         let category_heap: usize = self
             .categories
             .iter()
-            .map(|c| 2 * c.path.len() + c.ancestors.len() * 4 + c.members.capacity() * 4)
+            .map(|c| 2 * c.path.len() + c.ancestors.len() * 4)
             .sum();
         let tables = self.item_index.capacity() * (size_of::<(ItemKey, ItemSlot)>() + 1)
             + self.items.capacity() * size_of::<Item>()
@@ -413,7 +413,8 @@ impl Catalog {
             + self.extra_series_index.capacity() * (size_of::<((CatId, ItemId), SeriesId)>() + 1)
             + self.series.capacity() * size_of::<Series>()
             + self.series_aggs.capacity() * 4
-            + self.agg_item.capacity() * 4;
+            + self.agg_item.capacity() * 4
+            + self.agg_cat.capacity() * 4;
         (item_heap + category_heap + tables) as u64
     }
 }

@@ -21,8 +21,6 @@ pub(crate) struct Ranked {
 pub(crate) struct Rankings {
     /// `lists[cat * windows + w]`, best first, at most `top_k` long.
     pub lists: Vec<Vec<Ranked>>,
-    /// Candidate buffers per window, kept to avoid allocating on every snapshot.
-    scratch: Vec<Vec<Ranked>>,
 }
 
 fn order(catalog: &Catalog, a: &Ranked, b: &Ranked) -> Ordering {
@@ -88,47 +86,55 @@ impl TopCollector {
 
 impl Rankings {
     /// Recomputes every dirty (category, window) ranking and clears its dirty flag.
+    ///
+    /// One pass over all aggregates in id order, handing each to the collectors of its category's
+    /// stale windows. An item's aggregates (one per ancestor of its leaf) are adjacent, so walking one
+    /// category's aggregates alone would jump across the window sums with a stride of the catalog's
+    /// size over the category's, a cache and TLB miss per aggregate; the pass in id order reads the
+    /// sums front to back instead. The site-wide list is stale after any change and holds an
+    /// aggregate of every item, so a pass over everything costs little more than that list alone. The
+    /// result does not depend on the order candidates are offered in (see [`TopCollector`]).
     pub fn refresh(&mut self, catalog: &Catalog, windows: &mut WindowState, top_k: usize) {
         let w = windows.windows();
-        self.lists
-            .resize_with(catalog.categories.len() * w, Vec::new);
-        self.scratch.resize_with(w, Vec::new);
-        let mut stale = Vec::with_capacity(w);
-        for (cat_id, cat) in catalog.categories.iter().enumerate() {
-            stale.clear();
-            stale.extend((0..w).filter(|&i| windows.take_dirty(cat_id as u32, i)));
-            if stale.is_empty() {
+        let cats = catalog.categories.len();
+        self.lists.resize_with(cats * w, Vec::new);
+        let mut collectors: Vec<Option<TopCollector>> = Vec::with_capacity(cats * w);
+        let mut cat_stale = vec![false; cats];
+        for (cat, stale) in cat_stale.iter_mut().enumerate() {
+            for i in 0..w {
+                let dirty = windows.take_dirty(cat as u32, i);
+                *stale |= dirty;
+                collectors.push(dirty.then(|| {
+                    TopCollector::new(top_k, std::mem::take(&mut self.lists[cat * w + i]))
+                }));
+            }
+        }
+        if !cat_stale.contains(&true) {
+            return;
+        }
+        let aggs = catalog.agg_cat.iter().zip(&catalog.agg_item);
+        for ((&cat, &item), sums) in aggs.zip(windows.sums.chunks_exact(w)) {
+            if !cat_stale[cat as usize] {
                 continue;
             }
-            let mut collectors: Vec<TopCollector> = stale
-                .iter()
-                .map(|&i| TopCollector::new(top_k, std::mem::take(&mut self.scratch[i])))
-                .collect();
-            // One pass over the members fills every stale window: the sums of one aggregate sit together.
-            for &agg in &cat.members {
-                let sums = &windows.sums[agg as usize * w..(agg as usize + 1) * w];
-                for (&i, collector) in stale.iter().zip(&mut collectors) {
-                    let s = sums[i];
-                    // Net counts of zero or below never rank.
-                    if s.units > 0 {
-                        let item = catalog.agg_item[agg as usize];
-                        collector.offer(
-                            catalog,
-                            Ranked {
-                                item,
-                                units: s.units,
-                                revenue: s.revenue,
-                            },
-                        );
-                    }
+            let at = cat as usize * w;
+            for (s, collector) in sums.iter().zip(&mut collectors[at..at + w]) {
+                // Net counts of zero or below never rank.
+                if let (Some(collector), true) = (collector, s.units > 0) {
+                    collector.offer(
+                        catalog,
+                        Ranked {
+                            item,
+                            units: s.units,
+                            revenue: s.revenue,
+                        },
+                    );
                 }
             }
-            for (&i, collector) in stale.iter().zip(collectors) {
-                let top = collector.finish(catalog);
-                let list = &mut self.lists[cat_id * w + i];
-                list.clear();
-                list.extend_from_slice(&top);
-                self.scratch[i] = top;
+        }
+        for (list, collector) in self.lists.iter_mut().zip(collectors) {
+            if let Some(collector) = collector {
+                *list = collector.finish(catalog);
             }
         }
     }
