@@ -103,6 +103,130 @@ struct ItemSlot {
     name_hash: u64,
 }
 
+/// A slot of [`ItemTable`]: the key's hash (0 marks an empty slot), the key and what it maps to, in
+/// one cache line.
+#[derive(Clone, Debug)]
+#[repr(align(64))]
+struct ItemEntry {
+    hash: u64,
+    key: ItemKey,
+    slot: ItemSlot,
+}
+
+const EMPTY_ENTRY: ItemEntry = ItemEntry {
+    hash: 0,
+    key: ItemKey::Inline {
+        len: 0,
+        bytes: [0; INLINE_KEY],
+    },
+    slot: ItemSlot {
+        item: 0,
+        first_leaf: 0,
+        first_series: 0,
+        first_agg: 0,
+        name_hash: 0,
+    },
+};
+
+/// The item index: open addressing with linear probing over cache-line slots that hold the key
+/// inline, so a lookup of a short id reads one cache line (a general hash map reads a control byte
+/// array and then the slot: two dependent misses on a million items), and the line can be read ahead
+/// from the hash alone (see [`Catalog::touch_item`]). Items are never removed; the table doubles when
+/// half full.
+#[derive(Clone, Debug)]
+struct ItemTable {
+    /// Power-of-two many entries.
+    entries: Vec<ItemEntry>,
+    len: usize,
+}
+
+impl Default for ItemTable {
+    fn default() -> Self {
+        ItemTable {
+            entries: vec![EMPTY_ENTRY; 16],
+            len: 0,
+        }
+    }
+}
+
+/// The index's hash of an item id: xxh3-64, never 0 (which marks empty slots).
+#[inline]
+pub(crate) fn item_hash(id: &[u8]) -> u64 {
+    xxh3_64(id) | 1
+}
+
+impl ItemTable {
+    #[inline]
+    fn find(&self, hash: u64, id: &[u8]) -> Result<usize, usize> {
+        let mask = self.entries.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let e = &self.entries[i];
+            if e.hash == hash && e.key.as_bytes() == id {
+                return Ok(i);
+            }
+            if e.hash == 0 {
+                return Err(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    #[inline]
+    fn get_hashed(&self, hash: u64, id: &[u8]) -> Option<&ItemSlot> {
+        let i = self.find(hash, id).ok()?;
+        Some(&self.entries[i].slot)
+    }
+
+    #[inline]
+    fn get(&self, id: &[u8]) -> Option<&ItemSlot> {
+        let i = self.find(item_hash(id), id).ok()?;
+        Some(&self.entries[i].slot)
+    }
+
+    #[inline]
+    fn get_mut(&mut self, id: &[u8]) -> Option<&mut ItemSlot> {
+        let i = self.find(item_hash(id), id).ok()?;
+        Some(&mut self.entries[i].slot)
+    }
+
+    /// Adds an id that is not in the table.
+    fn insert(&mut self, key: ItemKey, slot: ItemSlot) {
+        if (self.len + 1) * 2 > self.entries.len() {
+            self.grow();
+        }
+        let hash = item_hash(key.as_bytes());
+        let Err(i) = self.find(hash, key.as_bytes()) else {
+            unreachable!("inserted ids are new")
+        };
+        self.entries[i] = ItemEntry { hash, key, slot };
+        self.len += 1;
+    }
+
+    fn grow(&mut self) {
+        let size = self.entries.len() * 2;
+        let old = std::mem::replace(&mut self.entries, vec![EMPTY_ENTRY; size]);
+        let mask = self.entries.len() - 1;
+        for e in old.into_iter().filter(|e| e.hash != 0) {
+            let mut i = e.hash as usize & mask;
+            while self.entries[i].hash != 0 {
+                i = (i + 1) & mask;
+            }
+            self.entries[i] = e;
+        }
+    }
+
+    /// Reads the first slot of `hash`'s probe run; the value is meaningless.
+    #[inline]
+    fn touch(&self, hash: u64) -> u64 {
+        self.entries[hash as usize & (self.entries.len() - 1)].hash
+    }
+
+    fn capacity(&self) -> usize {
+        self.entries.capacity()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Category {
     pub path: Box<str>,
@@ -138,7 +262,7 @@ pub(crate) struct Target {
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Catalog {
-    item_index: FxHashMap<ItemKey, ItemSlot>,
+    item_index: ItemTable,
     pub items: Vec<Item>,
     category_index: FxHashMap<Box<str>, CatId>,
     pub categories: Vec<Category>,
@@ -267,15 +391,25 @@ impl Catalog {
         }
     }
 
-    /// Where `item_id`'s first series counts, if the item is known; changes nothing. Used to read an
+    /// Where `item_id` (whose [`item_hash`] is `hash`) has its first series counted, if the item is
+    /// known; changes nothing. Used to read an
     /// event's data ahead of admitting it.
     #[inline]
-    pub fn peek(&self, item_id: &str) -> Option<Peeked> {
-        self.item_index.get(item_id.as_bytes()).map(|slot| Peeked {
-            leaf: slot.first_leaf,
-            series: slot.first_series,
-            first_agg: slot.first_agg,
-        })
+    pub fn peek(&self, hash: u64, item_id: &str) -> Option<Peeked> {
+        self.item_index
+            .get_hashed(hash, item_id.as_bytes())
+            .map(|slot| Peeked {
+                leaf: slot.first_leaf,
+                series: slot.first_series,
+                first_agg: slot.first_agg,
+            })
+    }
+
+    /// Reads the index slot an item id with this [`item_hash`] starts its lookup at, so that the
+    /// lookup finds it cached; the value is meaningless.
+    #[inline]
+    pub fn touch_item(&self, hash: u64) -> u64 {
+        self.item_index.touch(hash)
     }
 
     /// The series of `item_id` sold in `leaf`, created on first sight.
@@ -406,7 +540,7 @@ impl Catalog {
             .iter()
             .map(|c| 2 * c.path.len() + c.ancestors.len() * 4)
             .sum();
-        let tables = self.item_index.capacity() * (size_of::<(ItemKey, ItemSlot)>() + 1)
+        let tables = self.item_index.capacity() * size_of::<ItemEntry>()
             + self.items.capacity() * size_of::<Item>()
             + self.category_index.capacity() * (size_of::<(Box<str>, CatId)>() + 1)
             + self.categories.capacity() * size_of::<Category>()
@@ -484,6 +618,26 @@ mod tests {
         c.resolve(0, "i", None);
         c.resolve(0, "i", Some("new"));
         assert_eq!(c.items[item as usize].name.as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn the_item_index_grows_and_finds_every_item() {
+        let mut c = Catalog::new();
+        let id = |n: usize| {
+            if n % 7 == 0 {
+                format!("a-long-item-id-that-lives-on-the-heap-{n}")
+            } else {
+                format!("sku-{n}")
+            }
+        };
+        let series: Vec<SeriesId> = (0..10_000).map(|n| c.series(0, &id(n))).collect();
+        assert_eq!(c.items.len(), 10_000);
+        for (n, &s) in series.iter().enumerate() {
+            assert_eq!(c.series(0, &id(n)), s, "{}", id(n));
+            assert_eq!(&*c.items[c.item_of_series(s) as usize].id, id(n));
+        }
+        assert!(c.item_index.len * 2 <= c.item_index.entries.len());
+        assert_eq!(c.items.len(), 10_000, "no item was created twice");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The engine: admission (dedup, lateness), event-time advance, and snapshots.
 
-use crate::catalog::{Catalog, Peeked};
+use crate::catalog::{item_hash, Catalog};
 use crate::config::EngineConfig;
 use crate::dedup::{id_key, Dedup};
 use crate::error::EngineError;
@@ -135,44 +135,101 @@ impl Engine {
     /// slot, its item's index slot, window sums and bucket entry are usually not cached, and one event
     /// at a time the processor meets those misses one after another. Here the events go in groups of
     /// [`BATCH_GROUP`], through a pipeline of plain loads whose values are only folded into a checksum:
-    /// while group `g` is admitted, the dedup slots of group `g + 2` and the item-index slots of group
-    /// `g + 1` are read, and just before, the window sums and bucket entries of group `g` (found one
-    /// step earlier). The reads of a stage are independent of each other, so their misses overlap, and
+    /// before group `g` is admitted, the dedup slots of group `g + 3`, the window sums and bucket
+    /// entries of group `g + 1` (whose item-index slots were read one step earlier) and the item-index
+    /// slots of group `g + 2` are read. The reads of a stage are independent of each other, so their misses overlap, and
     /// by the time an event is admitted its data is cached. The reads are hints only: an event may
     /// create an item or start a new bucket after a later event's data was read, and the sequential
     /// admission handles that as usual. Dedup, lateness and the watermark stay strictly in order.
     pub fn admit_batch(&mut self, events: &[PurchaseEvent], out: &mut Vec<Admission>) {
         const G: usize = BATCH_GROUP;
+        // How many groups ahead of the one being admitted each stage reads.
+        const IDS: usize = 3;
+        const ITEMS: usize = 2;
+        const SUMS: usize = 1;
         out.reserve(events.len());
         let groups = events.len().div_ceil(G);
         let group = |g: usize| &events[g * G..events.len().min((g + 1) * G)];
-        // Keys of group g in keys[g % 3], item slots of group g in found[g % 2].
-        let mut keys = [[None; G]; 3];
-        let mut found = [[None; G]; 2];
+        // Keys of group g in keys[g % (IDS + 1)], item hashes in hashes[g % (ITEMS - SUMS + 1)].
+        let mut keys = [[None; G]; IDS + 1];
+        let mut hashes = [[0; G]; ITEMS - SUMS + 1];
         let mut sink = 0u64;
-        for g in 0..groups.min(2) {
-            sink = sink.wrapping_add(self.hash_and_touch_ids(group(g), &mut keys[g % 3]));
+        // Fill the pipeline: the stages for the first groups, as if admission started at group -IDS.
+        for g in 0..groups.min(IDS) {
+            sink = sink.wrapping_add(self.hash_and_touch_ids(group(g), &mut keys[g % (IDS + 1)]));
         }
-        if groups > 0 {
-            self.peek_items(group(0), &mut found[0]);
+        for g in 0..groups.min(ITEMS) {
+            let hashes = &mut hashes[g % (ITEMS - SUMS + 1)];
+            sink = sink.wrapping_add(self.hash_and_touch_items(group(g), hashes));
+        }
+        for g in 0..groups.min(SUMS) {
+            sink = sink.wrapping_add(self.touch_sums(group(g), &hashes[g % (ITEMS - SUMS + 1)]));
         }
         for g in 0..groups {
-            if g + 2 < groups {
-                sink = sink
-                    .wrapping_add(self.hash_and_touch_ids(group(g + 2), &mut keys[(g + 2) % 3]));
+            if g + IDS < groups {
+                let (g, keys) = (g + IDS, &mut keys[(g + IDS) % (IDS + 1)]);
+                sink = sink.wrapping_add(self.hash_and_touch_ids(group(g), keys));
             }
-            if g + 1 < groups {
-                self.peek_items(group(g + 1), &mut found[(g + 1) % 2]);
+            if g + SUMS < groups {
+                let (g, hashes) = (g + SUMS, &hashes[(g + SUMS) % (ITEMS - SUMS + 1)]);
+                sink = sink.wrapping_add(self.touch_sums(group(g), hashes));
             }
-            let bucket = self.windows.current_bucket();
-            for slot in found[g % 2].iter().flatten() {
-                sink = sink.wrapping_add(self.windows.touch(&self.catalog, *slot, bucket));
+            if g + ITEMS < groups {
+                let (g, hashes) = (g + ITEMS, &mut hashes[(g + ITEMS) % (ITEMS - SUMS + 1)]);
+                sink = sink.wrapping_add(self.hash_and_touch_items(group(g), hashes));
             }
-            for (ev, key) in group(g).iter().zip(keys[g % 3]) {
+            for (ev, key) in group(g).iter().zip(keys[g % (IDS + 1)]) {
                 out.push(self.admit_keyed(ev, key));
             }
         }
         std::hint::black_box(sink);
+    }
+
+    /// Reads the window sums and current bucket entries of the items of `group` that exist, their
+    /// index slots being cached by now. Where to read is worked out first and the reads come after, in
+    /// tight loops, so that many are in flight at once.
+    #[inline]
+    fn touch_sums(&self, group: &[PurchaseEvent], hashes: &[u64; BATCH_GROUP]) -> u64 {
+        let mut runs = [(0, 0); BATCH_GROUP];
+        let mut series = [None; BATCH_GROUP];
+        for ((ev, &hash), (run, series)) in group
+            .iter()
+            .zip(hashes)
+            .zip(runs.iter_mut().zip(series.iter_mut()))
+        {
+            if let Some(at) = self.catalog.peek(hash, &ev.item_id) {
+                let r = self.windows.sums_run(&self.catalog, at);
+                *run = (r.start, r.end);
+                *series = Some(at.series);
+            }
+        }
+        let mut sink = 0u64;
+        for run in &runs[..group.len()] {
+            sink = sink.wrapping_add(self.windows.touch_sums(run.0..run.1));
+        }
+        if let Some(bucket) = self.windows.current_bucket() {
+            for series in series[..group.len()].iter().flatten() {
+                sink = sink.wrapping_add(bucket.get(series).map_or(0, |s| s.units as u64));
+            }
+        }
+        sink
+    }
+
+    /// The item-index hashes of `group` into `hashes`, then a read of each one's index slot.
+    #[inline]
+    fn hash_and_touch_items(
+        &self,
+        group: &[PurchaseEvent],
+        hashes: &mut [u64; BATCH_GROUP],
+    ) -> u64 {
+        for (ev, hash) in group.iter().zip(hashes.iter_mut()) {
+            *hash = item_hash(ev.item_id.as_bytes());
+        }
+        let mut sink = 0u64;
+        for &hash in &hashes[..group.len()] {
+            sink = sink.wrapping_add(self.catalog.touch_item(hash));
+        }
+        sink
     }
 
     /// The dedup keys of `group` into `keys`, then a read of each key's dedup slot. Hashing first and
@@ -191,14 +248,6 @@ impl Engine {
             sink = sink.wrapping_add(self.dedup.touch(*key));
         }
         sink
-    }
-
-    #[inline]
-    fn peek_items(&self, group: &[PurchaseEvent], found: &mut [Option<Peeked>; BATCH_GROUP]) {
-        found.fill(None);
-        for (ev, found) in group.iter().zip(found.iter_mut()) {
-            *found = self.catalog.peek(&ev.item_id);
-        }
     }
 
     #[inline]

@@ -142,26 +142,27 @@ impl WindowState {
         self.buckets.get(&self.cur?)
     }
 
-    /// Reads the window sums of a series' aggregates and its entry in `bucket`, so that applying a
-    /// contribution to them finds them cached; the value is meaningless, for the caller to fold into
-    /// something it keeps. Only reads what exists.
+    /// Where in `sums` the window sums of an item's first series' aggregates are.
     #[inline]
-    pub fn touch(&self, catalog: &Catalog, at: Peeked, bucket: Option<&Bucket>) -> u64 {
+    pub fn sums_run(&self, catalog: &Catalog, at: Peeked) -> std::ops::Range<usize> {
         let w = self.windows();
         let n = catalog.categories[at.leaf as usize].ancestors.len();
         let start = at.first_agg as usize * w;
+        start..start + n * w
+    }
+
+    /// Reads `sums[run]`, one read per cache line it spans (a `Sum` is 16 bytes), so that applying a
+    /// contribution finds them cached; the value is meaningless. Reads only what exists.
+    #[inline]
+    pub fn touch_sums(&self, run: std::ops::Range<usize>) -> u64 {
         let mut sink = 0u64;
-        if let Some(sums) = self.sums.get(start..start + n * w) {
-            // One read per cache line the run spans (a `Sum` is 16 bytes).
+        if let Some(sums) = self.sums.get(run) {
             for sum in sums.iter().step_by(4) {
                 sink = sink.wrapping_add(sum.units as u64);
             }
             if let Some(last) = sums.last() {
                 sink = sink.wrapping_add(last.units as u64);
             }
-        }
-        if let Some(sum) = bucket.and_then(|b| b.get(&at.series)) {
-            sink = sink.wrapping_add(sum.units as u64);
         }
         sink
     }
