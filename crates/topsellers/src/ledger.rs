@@ -1,9 +1,11 @@
 //! Which files a data directory has already replayed, so that running the same replay twice does not count the
 //! same purchases twice.
 //!
-//! A file is known by a fingerprint of its size and its first and last MiB: cheap for a 500 MB file, and a
-//! complete purchase file that changed anywhere near its ends is a different file. Files that keep growing are
-//! the agent's job (it remembers positions); `replay` is for complete files.
+//! A file is known by a fingerprint of its size and its first and last MiB: cheap for a 500 MB file. A finished file
+//! is also remembered by its path, with its size, a hash of its whole content and its record count, so that when
+//! the same path shows up again with other content the replay can tell a file that only grew at its end (read only
+//! the new records) from one that was edited (refused: reading it again would count its purchases twice). Files
+//! that keep growing are better followed by the agent (it remembers positions).
 
 use crate::node::{fmt_ms, wall_clock_ms, NodeCore};
 use anyhow::{Context, Result};
@@ -14,6 +16,37 @@ use std::path::Path;
 const EDGE_BYTES: u64 = 1 << 20;
 const DONE_PREFIX: &str = "replayed/";
 const PARTIAL_PREFIX: &str = "replaying/";
+const PATH_PREFIX: &str = "replayed-path/";
+
+/// What the ledger keeps of a finished file under its path.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct PathEntry {
+    size: u64,
+    /// xxh3-128 of the whole content, hex.
+    content_hash: String,
+    records: u64,
+}
+
+/// xxh3-128 of the first `len` bytes of a file.
+fn content_hash(path: &Path, len: u64) -> Result<String> {
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(buf.len() as u64) as usize;
+        file.read_exact(&mut buf[..want])
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        hasher.update(&buf[..want]);
+        left -= want as u64;
+    }
+    Ok(format!("{:032x}", hasher.digest128()))
+}
+
+fn path_key(path: &Path) -> String {
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    format!("{PATH_PREFIX}{}", canonical.display())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileFingerprint {
@@ -57,6 +90,17 @@ pub enum FileStatus {
     Partial(u64),
     /// Fully replayed; the note says when and how much.
     Done(String),
+    /// Replayed before under this path, and since then only grown at its end: its first N records are counted.
+    Grown {
+        records: u64,
+        old_size: u64,
+    },
+    /// Replayed before under this path, and changed since other than by growing: reading it again would count
+    /// purchases twice.
+    Changed {
+        records: u64,
+        old_size: u64,
+    },
 }
 
 /// The replay ledger lives in the store's metadata and is only ever written together with a checkpoint, so it
@@ -64,29 +108,60 @@ pub enum FileStatus {
 pub struct ReplayLedger;
 
 impl ReplayLedger {
-    pub fn status(core: &NodeCore, fp: &FileFingerprint) -> Result<FileStatus> {
+    pub fn status(core: &NodeCore, fp: &FileFingerprint, path: &Path) -> Result<FileStatus> {
         if let Some(note) = core.get_meta(&fp.key(DONE_PREFIX))? {
             return Ok(FileStatus::Done(note));
         }
-        match core.get_meta(&fp.key(PARTIAL_PREFIX))? {
-            Some(n) => Ok(FileStatus::Partial(n.parse().with_context(|| {
+        if let Some(n) = core.get_meta(&fp.key(PARTIAL_PREFIX))? {
+            return Ok(FileStatus::Partial(n.parse().with_context(|| {
                 format!("the replay ledger entry {n:?} is not a record count; the data directory is damaged")
-            })?)),
-            None => Ok(FileStatus::New),
+            })?));
         }
+        let Some(entry) = core.get_meta(&path_key(path))? else {
+            return Ok(FileStatus::New);
+        };
+        let old: PathEntry = serde_json::from_str(&entry).with_context(|| {
+            format!("the replay ledger entry for {} is damaged", path.display())
+        })?;
+        let grown = fp.size > old.size && content_hash(path, old.size)? == old.content_hash;
+        Ok(if grown {
+            FileStatus::Grown {
+                records: old.records,
+                old_size: old.size,
+            }
+        } else {
+            FileStatus::Changed {
+                records: old.records,
+                old_size: old.size,
+            }
+        })
     }
 
     pub fn partial_entry(fp: &FileFingerprint, records: u64) -> (String, String) {
         (fp.key(PARTIAL_PREFIX), records.to_string())
     }
 
-    pub fn done_entry(fp: &FileFingerprint, path: &Path, records: u64) -> (String, String) {
+    /// The entries that mark a file finished: under its fingerprint, and under its path (with a hash of the whole
+    /// content, so a later, longer version of the file can be recognised).
+    pub fn done_entries(
+        fp: &FileFingerprint,
+        path: &Path,
+        records: u64,
+    ) -> Result<[(String, String); 2]> {
         let note = format!(
             "{records} records from {} on {}",
             path.display(),
             fmt_ms(wall_clock_ms())
         );
-        (fp.key(DONE_PREFIX), note)
+        let entry = PathEntry {
+            size: fp.size,
+            content_hash: content_hash(path, fp.size)?,
+            records,
+        };
+        Ok([
+            (fp.key(DONE_PREFIX), note),
+            (path_key(path), serde_json::to_string(&entry)?),
+        ])
     }
 }
 

@@ -162,7 +162,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                 continue;
             }
         };
-        let resume_after = match ReplayLedger::status(&core, &fingerprint)? {
+        let resume_after = match ReplayLedger::status(&core, &fingerprint, file)? {
             FileStatus::Done(earlier) => {
                 bar.suspend(|| {
                     eprintln!(
@@ -186,6 +186,31 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                 });
                 summary.resumed_files += 1;
                 records
+            }
+            FileStatus::Grown { records, old_size } => {
+                bar.suspend(|| {
+                    eprintln!(
+                        "topsellers: {} grew from {old_size} to {} bytes since it was replayed; reading only what \
+                         follows its first {records} records",
+                        file.display(),
+                        fingerprint.size
+                    )
+                });
+                summary.resumed_files += 1;
+                records
+            }
+            FileStatus::Changed { records, old_size } => {
+                let msg = format!(
+                    "{} was replayed into {} before ({records} records, {old_size} bytes) and has changed since, \
+                     not only grown at its end; reading it again would count its purchases twice. Restore the \
+                     original file, or replay into a new data directory to rebuild from scratch",
+                    file.display(),
+                    config.data_dir.display()
+                );
+                bar.suspend(|| eprintln!("topsellers: {msg}"));
+                summary.unreadable_files.push(msg);
+                done_bytes += fingerprint.size;
+                continue;
             }
             FileStatus::New => 0,
         };
@@ -253,7 +278,11 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                 .push(format!("{}: {e}", file.display()));
             pending_ledger.push(ReplayLedger::partial_entry(&fingerprint, file_records));
         } else {
-            pending_ledger.push(ReplayLedger::done_entry(&fingerprint, file, file_records));
+            pending_ledger.extend(ReplayLedger::done_entries(
+                &fingerprint,
+                file,
+                file_records,
+            )?);
         }
         done_bytes += read_end.total_bytes;
         summary.redactions.merge(&read_end.redactions);

@@ -1,0 +1,109 @@
+//! Replaying into the same data directory again never counts a purchase twice: the same file is skipped, a file
+//! that grew at its end is read only for its new records, and an edited file is refused.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+const HEADER: &str = "event_id,time,item_id,category,quantity,unit_price,currency\n";
+
+fn row(t: u32, item: &str, qty: i64) -> String {
+    format!(",2026-01-01T10:00:{t:02}Z,{item},toys,{qty},1.00,USD\n")
+}
+
+fn units(config: &Path, data: &Path) -> Vec<(String, i64)> {
+    let out = run(
+        &["results", "--category", "toys", "--window", "all"],
+        config,
+        data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["lists"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["item_id"].as_str().unwrap().to_string(),
+                i["units"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn same_grown_and_edited_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[node]\nidle_advance = false\n").unwrap();
+    let data = dir.path().join("d");
+    let file = dir.path().join("day.csv");
+    let replay = || {
+        run(
+            &["replay", "--no-progress", file.to_str().unwrap()],
+            &config,
+            &data,
+        )
+    };
+
+    std::fs::write(
+        &file,
+        format!(
+            "{HEADER}{}{}{}",
+            row(1, "A", 1),
+            row(2, "B", 2),
+            row(3, "A", 3)
+        ),
+    )
+    .unwrap();
+    assert!(replay().status.success());
+    assert_eq!(units(&config, &data), [("A".into(), 4), ("B".into(), 2)]);
+
+    // The same file again: nothing new.
+    let out = replay();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already replayed"));
+    assert_eq!(units(&config, &data), [("A".into(), 4), ("B".into(), 2)]);
+
+    // The file grew: only the new rows count.
+    let mut grown = std::fs::read_to_string(&file).unwrap();
+    grown.push_str(&row(4, "A", 10));
+    grown.push_str(&row(5, "C", 5));
+    std::fs::write(&file, &grown).unwrap();
+    let out = replay();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("grew"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        units(&config, &data),
+        [("A".into(), 14), ("C".into(), 5), ("B".into(), 2)]
+    );
+
+    // An edit in the middle: refused, nothing counted.
+    std::fs::write(&file, grown.replace(",B,toys,2,", ",B,toys,7,")).unwrap();
+    let out = replay();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has changed since"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        units(&config, &data),
+        [("A".into(), 14), ("C".into(), 5), ("B".into(), 2)]
+    );
+}
