@@ -224,9 +224,9 @@ pub struct Limits {
     pub max_unit_price_minor: i64,
     /// RFC 3339; earlier event times are rejected as decades off. Default `"2000-01-01T00:00:00Z"`.
     pub min_event_time: String,
-    /// Event times later than now plus this many seconds are rejected. Default 300. Keep it at most
+    /// Event times later than now plus this many seconds are rejected. Default 60. Keep it at most half of
     /// `engine.allowed_lateness_secs`: event time advances with the newest event, so one producer whose clock
-    /// runs further ahead than the lateness would make everybody else's on-time purchases late.
+    /// runs ahead eats into everybody else's lateness allowance by that much.
     pub max_future_secs: u64,
 }
 
@@ -238,7 +238,7 @@ impl Default for Limits {
             max_quantity: 100_000,
             max_unit_price_minor: 100_000_000,
             min_event_time: "2000-01-01T00:00:00Z".into(),
-            max_future_secs: 300,
+            max_future_secs: 60,
         }
     }
 }
@@ -381,7 +381,7 @@ impl Limits {
         }
         if self.max_future_secs > MAX_FUTURE_SECS {
             problems.push(format!(
-                "limits.max_future_secs = {} would accept timestamps years ahead; use at most {MAX_FUTURE_SECS} (the default is 300)",
+                "limits.max_future_secs = {} would accept timestamps years ahead; use at most {MAX_FUTURE_SECS} (the default is 60)",
                 self.max_future_secs
             ));
         }

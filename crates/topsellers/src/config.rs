@@ -189,11 +189,12 @@ impl Config {
         if let Some(input) = &config.input {
             prefixed(&mut errors, "input", input.validate());
         }
-        if config.limits.max_future_secs > config.engine.allowed_lateness_secs {
+        if config.limits.max_future_secs.saturating_mul(2) > config.engine.allowed_lateness_secs {
             errors.push(format!(
-                "limits.max_future_secs ({}) is larger than engine.allowed_lateness_secs ({}): event time follows the \
-                 newest event, so one producer whose clock runs that far ahead would make everyone's on-time \
-                 purchases late; lower limits.max_future_secs or raise engine.allowed_lateness_secs",
+                "limits.max_future_secs ({}) is more than half of engine.allowed_lateness_secs ({}): event time \
+                 follows the newest event, so a producer whose clock runs that far ahead takes that much of the \
+                 lateness allowance away from everyone else's on-time purchases; lower limits.max_future_secs or \
+                 raise engine.allowed_lateness_secs",
                 config.limits.max_future_secs, config.engine.allowed_lateness_secs
             ));
         }

@@ -1,5 +1,14 @@
 //! `topsellers`: one binary with a subcommand per role. See `topsellers --help`.
 
+/// `println!` that does not panic when stdout is closed early (`topsellers replay ... | head`): output is a report,
+/// and a reader that stopped reading is not an error of ours.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod config;
 mod demo;
 mod http_sink;
@@ -64,7 +73,7 @@ enum Command {
     },
     /// Serve a data directory: API, page, and POST /v1/purchases when server.auth_token is set.
     #[command(
-        after_help = "Examples:\n  topsellers serve --config examples/online-retail.toml\n  TOPSELLERS_SERVER__AUTH_TOKEN=s3cret topsellers serve --listen 0.0.0.0:8080\n  curl -H 'Authorization: Bearer s3cret' --data-binary @purchases.ndjson http://127.0.0.1:8080/v1/purchases"
+        after_help = "Examples:\n  topsellers serve --config examples/online-retail.toml\n  TOPSELLERS_SERVER__AUTH_TOKEN=$(openssl rand -hex 24) topsellers serve --listen 0.0.0.0:8080\n  curl -H \"Authorization: Bearer $TOPSELLERS_SERVER__AUTH_TOKEN\" --data-binary @purchases.ndjson http://127.0.0.1:8080/v1/purchases"
     )]
     Serve {
         /// Address to serve on (overrides server.listen).
@@ -295,7 +304,7 @@ fn print_results(
         "currency": snapshot.currency,
         "lists": lists,
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 

@@ -20,6 +20,8 @@ use topsellers_store::{DeadLetterFile, EmbeddedStore};
 
 /// Meta key under which the engine settings the data directory was built with are kept.
 const ENGINE_SETTINGS_KEY: &str = "engine_settings";
+/// Meta key of the settings that give stored revenue and event time their meaning.
+const DATA_SETTINGS_KEY: &str = "data_settings";
 
 /// What happened to one submitted batch.
 #[derive(Debug, Default, Clone)]
@@ -120,16 +122,20 @@ impl NodeCore {
         let dir = &config.data_dir;
         let mut store = EmbeddedStore::open(dir)
             .with_context(|| format!("cannot open the data directory {}", dir.display()))?;
-        let settings = engine_settings_fingerprint(&config.engine);
-        match store.get_meta(ENGINE_SETTINGS_KEY)? {
-            Some(stored) if stored != settings => anyhow::bail!(
-                "the data directory {} was built with other engine settings ({stored}) than the config has \
-                 ({settings}); keep the old [engine] settings, or use a new data_dir and replay the inputs into it",
-                dir.display()
-            ),
-            Some(_) => {}
-            None => store.set_meta(ENGINE_SETTINGS_KEY, &settings)?,
-        }
+        bind_settings(
+            &mut store,
+            dir,
+            ENGINE_SETTINGS_KEY,
+            &engine_settings_fingerprint(&config.engine),
+            "[engine]",
+        )?;
+        bind_settings(
+            &mut store,
+            dir,
+            DATA_SETTINGS_KEY,
+            &data_settings_fingerprint(config),
+            "limits.currency, limits.price_decimals and node.idle_advance",
+        )?;
         let started = Instant::now();
         let (mut engine, covers_seq) = match store.load_checkpoint()? {
             Some(cp) => (
@@ -418,6 +424,35 @@ fn late_letter(
         record: serde_json::to_string(ev).unwrap_or_default(),
         at_ms: now_ms,
     }
+}
+
+/// A data directory is bound to the settings that give its contents their meaning; opening it with others would
+/// silently relabel or corrupt what it holds (revenue read in another currency or precision; a wall-clock tick
+/// that moves last year's data out of every sliding window and makes any later replay of it late).
+fn bind_settings(
+    store: &mut EmbeddedStore,
+    dir: &std::path::Path,
+    key: &str,
+    settings: &str,
+    what: &str,
+) -> Result<()> {
+    match store.get_meta(key)? {
+        Some(stored) if stored != settings => anyhow::bail!(
+            "the data directory {} was built with other settings ({stored}) than the config has ({settings}); \
+             use the config it was built with (--config), or replay the inputs into a new data_dir to change \
+             {what}",
+            dir.display()
+        ),
+        Some(_) => Ok(()),
+        None => Ok(store.set_meta(key, settings)?),
+    }
+}
+
+fn data_settings_fingerprint(config: &Config) -> String {
+    format!(
+        "currency={} price_decimals={} idle_advance={}",
+        config.limits.currency, config.limits.price_decimals, config.node.idle_advance
+    )
 }
 
 /// The engine settings that change the meaning of a checkpoint; a data dir is bound to them.

@@ -36,36 +36,37 @@ impl ReplaySummary {
 
     pub fn print(&self) {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
-        println!(
+        outln!(
             "replay finished in {:.2} s: {} files, {} records ({:.0} records/s)",
             secs,
             self.files,
             self.records,
             self.records as f64 / secs
         );
-        println!(
+        outln!(
             "  accepted            {:>12}  (refunds {})",
-            self.outcome.accepted, self.outcome.refunds
+            self.outcome.accepted,
+            self.outcome.refunds
         );
-        println!("  duplicates dropped  {:>12}", self.outcome.duplicates);
-        println!("  late                {:>12}", self.late);
+        outln!("  duplicates dropped  {:>12}", self.outcome.duplicates);
+        outln!("  late                {:>12}", self.late);
         for (reason, n) in &self.outcome.skipped {
-            println!("  skipped: {reason:<10} {n:>12}");
+            outln!("  skipped: {reason:<10} {n:>12}");
         }
         for (reason, n) in &self.rejected_by_reason {
             if *reason != "late" {
-                println!("  rejected: {reason:<17} {n:>4}");
+                outln!("  rejected: {reason:<17} {n:>4}");
             }
         }
         if self.rejected() > 0 {
-            println!(
+            outln!(
                 "  dead letters (with file, line, field and reason): {}",
                 self.dead_letter_path.display()
             );
         }
         let r = &self.redactions;
         if r.total() > 0 {
-            println!(
+            outln!(
                 "  personal data redacted in kept text fields: {} (email {}, card {}, phone {}, ip {})",
                 r.total(),
                 r.email,
@@ -75,19 +76,19 @@ impl ReplaySummary {
             );
         }
         if self.resumed_files > 0 {
-            println!(
+            outln!(
                 "  files resumed where an interrupted replay stopped: {}",
                 self.resumed_files
             );
         }
         if !self.already_replayed.is_empty() {
-            println!(
+            outln!(
                 "  files already replayed into this data directory, not counted again: {}",
                 self.already_replayed.len()
             );
         }
         for f in &self.unreadable_files {
-            println!("  NOT READ: {f}");
+            outln!("  NOT READ: {f}");
         }
     }
 }
