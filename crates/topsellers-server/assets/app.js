@@ -46,8 +46,18 @@
     history.replaceState(null, "", hash ? "#" + hash : location.pathname);
   }
 
+  // A server that accepts the connection but never answers must not freeze the page in its last state: every
+  // request gives up after this long, which the staleness and offline notices then report.
+  const REQUEST_TIMEOUT_MS = 10000;
+
+  function timeoutSignal() {
+    return typeof AbortSignal !== "undefined" && AbortSignal.timeout
+      ? AbortSignal.timeout(REQUEST_TIMEOUT_MS)
+      : undefined;
+  }
+
   async function getJson(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    const response = await fetch(url, { headers: { Accept: "application/json" }, signal: timeoutSignal() });
     const body = await response.json().catch(() => null);
     if (!response.ok) {
       const message = body && body.error && body.error.message ? body.error.message : "HTTP " + response.status;
@@ -62,7 +72,10 @@
   function label(path) {
     if (!path) return "All categories";
     const last = path.split("/").pop();
-    return last.charAt(0).toUpperCase() + last.slice(1);
+    return last
+      .split(" ")
+      .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+      .join(" ");
   }
 
   function breadcrumb(path) {

@@ -31,8 +31,8 @@
 //!   value of a known one, or a known one given twice, is a 400 naming it.
 //! - **Before the first snapshot** answers are 200 with empty lists and `"warming_up": true`, and
 //!   `/readyz` is 503.
-//! - **A node that has counted nothing yet** (a snapshot with `events_counted == 0` and
-//!   `as_of_ms == 0`) is up and ready: answers are 200 with empty lists, `"empty": true`, and
+//! - **A node that has counted nothing yet** (a snapshot with `events_counted == 0`, whatever its
+//!   event time: with idle advance on it moves with the wall clock before any purchase) is up and ready: answers are 200 with empty lists, `"empty": true`, and
 //!   `window_start`, `window_end` and `as_of` `null` (its zero times are no real times); `/readyz`
 //!   is 200 with `"events_counted": 0` and `"empty": true`. The key is absent otherwise.
 //! - **Every response carries `X-Request-Id`**: the client's own if it is 1 to 64 characters of

@@ -33,7 +33,8 @@ pub(crate) fn rfc3339(ms: TimestampMs) -> Option<String> {
 /// True for a snapshot of a node that has never counted an event: its time fields are the zero
 /// default, not a real time, so they are reported as `null` and the body says `"empty": true`.
 pub(crate) fn is_empty(snapshot: &Snapshot) -> bool {
-    snapshot.events_counted == 0 && snapshot.as_of_ms == 0
+    // Not `as_of_ms == 0` too: with idle advance on, event time moves with the wall clock before any purchase.
+    snapshot.events_counted == 0
 }
 
 /// `as_of` of a snapshot, `None` when it is [empty](is_empty).
