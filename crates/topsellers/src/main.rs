@@ -197,6 +197,9 @@ fn run(cli: Cli) -> Result<()> {
             let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let summary = replay::run(&config, &inputs, show)?;
             summary.print();
+            if summary.interrupted {
+                std::process::exit(130);
+            }
             if !summary.unreadable_files.is_empty() {
                 anyhow::bail!(
                     "{} input file(s) could not be read (listed above)",

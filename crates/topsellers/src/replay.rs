@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use topsellers_ingest::{FileReader, InputConfig, Parsed, Redactions};
@@ -20,6 +21,8 @@ pub struct ReplaySummary {
     pub unreadable_files: Vec<String>,
     pub already_replayed: Vec<String>,
     pub resumed_files: usize,
+    /// Stopped by SIGINT/SIGTERM; the data directory holds everything up to where it stopped.
+    pub interrupted: bool,
     pub redactions: Redactions,
     pub records: u64,
     pub outcome: BatchOutcome,
@@ -74,6 +77,9 @@ impl ReplaySummary {
                 r.phone,
                 r.ip
             );
+        }
+        if self.interrupted {
+            outln!("  INTERRUPTED by a signal: everything read so far is saved; run the same command again to continue");
         }
         if self.resumed_files > 0 {
             outln!(
@@ -153,6 +159,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
     // Ledger entries to store with the next checkpoint: a file counts as replayed exactly when the state that
     // holds its purchases is durable, never before.
     let mut pending_ledger: Vec<(String, String)> = Vec::new();
+    let stop = stop_on_signal();
     for file in &files {
         let fingerprint = match FileFingerprint::of(file) {
             Ok(f) => f,
@@ -261,12 +268,22 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                             ledger.push(ReplayLedger::partial_entry(&fingerprint, file_records));
                             core.checkpoint_with_meta(&results, &as_pairs(&ledger))?;
                         }
+                        if stop.load(Ordering::SeqCst) {
+                            // Dropping the receiver stops the reader; the final checkpoint below records how
+                            // far this file got, so running the same command again continues from there.
+                            summary.interrupted = true;
+                            break;
+                        }
                     }
                     ReadBatch::End(e) => end = e,
                 }
             }
             Ok(end)
         })?;
+        if summary.interrupted {
+            pending_ledger.push(ReplayLedger::partial_entry(&fingerprint, file_records));
+            break;
+        }
         if let Some(e) = read_end.error {
             bar.suspend(|| {
                 eprintln!(
@@ -291,8 +308,6 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
     }
     core.publish_snapshot(&results, true);
     core.checkpoint_with_meta(&results, &as_pairs(&pending_ledger))?;
-    core.publish_snapshot(&results, true);
-    core.checkpoint(&results)?;
     bar.finish_and_clear();
     summary.elapsed = started.elapsed();
     Ok(summary)
@@ -358,6 +373,26 @@ fn read_batches(
         total_bytes,
         redactions: reader.redactions(),
     }));
+}
+
+/// A flag raised by SIGINT or SIGTERM, so a replay stops between two batches with a checkpoint instead of dying
+/// mid-way (which would be safe too, but would redo the work since the last checkpoint).
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let _ = std::thread::Builder::new()
+        .name("replay-signals".into())
+        .spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(crate::serve::shutdown_signal());
+                flag.store(true, Ordering::SeqCst);
+                eprintln!("topsellers: stopping the replay after the current batch");
+            }
+        });
+    stop
 }
 
 fn as_pairs(entries: &[(String, String)]) -> Vec<(&str, &str)> {
