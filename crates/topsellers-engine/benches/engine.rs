@@ -2,7 +2,7 @@
 //! 1 M distinct items, 100 leaf categories of depth 2, default windows (`1h`, `24h`, `7d`, `all`),
 //! 1-minute buckets, about 10 minutes of event time.
 //!
-//! Run: `cargo bench -p topsellers-engine -- --measurement-time 5 --warm-up-time 2`
+//! Run: `cargo bench -p topsellers-engine --bench engine -- --measurement-time 5 --warm-up-time 2`
 
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rand::{rngs::StdRng, Rng, SeedableRng};

@@ -134,13 +134,14 @@ impl Engine {
     /// With a million items and an id on every event, admission waits on memory: the event's dedup
     /// slot, its item's index slot, window sums and bucket entry are usually not cached, and one event
     /// at a time the processor meets those misses one after another. Here the events go in groups of
-    /// [`BATCH_GROUP`], through a pipeline of plain loads whose values are only folded into a checksum:
-    /// before group `g` is admitted, the dedup slots of group `g + 3`, the window sums and bucket
-    /// entries of group `g + 1` (whose item-index slots were read one step earlier) and the item-index
-    /// slots of group `g + 2` are read. The reads of a stage are independent of each other, so their misses overlap, and
-    /// by the time an event is admitted its data is cached. The reads are hints only: an event may
-    /// create an item or start a new bucket after a later event's data was read, and the sequential
-    /// admission handles that as usual. Dedup, lateness and the watermark stay strictly in order.
+    /// 16, through a pipeline of plain loads whose values are only folded into a checksum (no unsafe
+    /// prefetch instruction is needed): before group `g` is admitted, the dedup slots of group `g + 3`,
+    /// the window sums and bucket entries of group `g + 1` (whose item-index slots were read one step
+    /// earlier) and the item-index slots of group `g + 2` are read. Each stage hashes first and reads
+    /// after, in a tight loop, so its misses are in flight together, and by the time an event is
+    /// admitted its data is cached. The reads are hints only: an event may create an item or start a
+    /// new bucket after a later event's data was read, and the sequential admission handles that as
+    /// usual. Dedup, lateness and the watermark stay strictly in order.
     pub fn admit_batch(&mut self, events: &[PurchaseEvent], out: &mut Vec<Admission>) {
         const G: usize = BATCH_GROUP;
         // How many groups ahead of the one being admitted each stage reads.

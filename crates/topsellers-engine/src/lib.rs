@@ -1,6 +1,7 @@
 //! Exact sliding-window top-N per category over event time: the aggregator at the heart of topsellers.
 //!
-//! Purchase events go in through [`Engine::admit`] (or [`Engine::apply`] for log records); the engine
+//! Purchase events go in through [`Engine::admit`] (or [`Engine::apply`] for log records, or
+//! [`Engine::admit_batch`] for a slice of events: same results, with memory reads overlapped); the engine
 //! drops duplicates and late events, counts every accepted one exactly in event-time buckets, rolls
 //! each sale up to every ancestor category and the site-wide list `""`, slides the windows as event time
 //! advances, and hands out every ranking at once with [`Engine::snapshot`]. It is pure: no I/O and no
