@@ -85,7 +85,8 @@ enum Command {
         after_help = "Examples:\n  topsellers replay --config examples/online-retail.toml ../shared/data/online-retail/by-day/\n  topsellers replay --config my.toml --data-dir /tmp/d jan.csv feb.csv"
     )]
     Replay {
-        /// Files, or directories whose purchase files are read in name order.
+        /// Files (read in the order given: put older files first, or their events may arrive late), or directories
+        /// whose purchase files are read in name order.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// No progress bar.
