@@ -33,6 +33,14 @@ pub struct InputConfig {
     /// Whether the first CSV row names the columns. Default `true`. Without a header, the names in
     /// `[input.fields]` are 1-based column numbers (`"3"`).
     pub csv_has_header: bool,
+    /// Whether a quoted CSV field may contain line breaks, so that one record spans several physical
+    /// lines (RFC 4180). Default `false`: every physical line is one record, and a quote still open
+    /// at the end of a line makes that line alone a dead letter (`malformed`, "unclosed quote"), so
+    /// a stray quote can never swallow the good lines after it. A `"` inside an unquoted field
+    /// (`Vinyl 12" record`) is a literal character either way. Set `true` only when fields really
+    /// contain line breaks; a record that spans lines and then fails (wrong width, too long) still
+    /// costs only its first line.
+    pub csv_multiline_fields: bool,
     /// Which column (CSV) or key (JSON, dotted paths like `payload.item.sku` allowed) holds each field.
     /// Default: the canonical keys (see [`CANONICAL_FIELDS`]).
     #[serde(default = "FieldMapping::canonical")]
@@ -68,6 +76,7 @@ impl Default for InputConfig {
             format: InputFormat::Auto,
             csv_delimiter: ',',
             csv_has_header: true,
+            csv_multiline_fields: false,
             fields: FieldMapping::canonical(),
             time_format: "rfc3339".into(),
             time_zone: "UTC".into(),

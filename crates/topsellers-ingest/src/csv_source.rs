@@ -2,7 +2,12 @@
 //! memory: a record longer than `max_record_bytes` is streamed past into a small scratch buffer, never
 //! collected (the `csv` crate's `ByteRecord` would grow to hold a 10 MB line whole).
 //!
-//! An unclosed quote makes a quoted field run on over the lines after it, swallowing the good
+//! By default (`input.csv_multiline_fields = false`) a record never spans physical lines: the
+//! parser is fed one line at a time, and a quote still open at the end of a line makes that line
+//! (only) a dead letter; reading goes on at the next line, with no seek. At the end of the input a
+//! last line without a line break is checked the same way.
+//!
+//! With `csv_multiline_fields = true` (RFC 4180), an unclosed quote makes a quoted field run on over the lines after it, swallowing the good
 //! records there. When a record that spans several lines fails (wrong width, too long), only its
 //! first physical line is dead-lettered and reading seeks back to the next line, so the records
 //! after it come out; a legitimate multi-line field in a record of the right width is untouched.
@@ -10,6 +15,7 @@
 //! long and known to span lines.
 
 use crate::builder::{Location, RecordBuilder};
+use crate::config::{FieldMapping, InputConfig};
 use crate::fields::{Field, FieldValue, FieldValues, FIELD_COUNT};
 use crate::{IngestError, Parsed};
 use csv_core::{ReadRecordResult, Reader as CoreReader, ReaderBuilder as CoreReaderBuilder};
@@ -44,6 +50,11 @@ enum RawRecord {
     TooManyFields {
         line: u64,
     },
+    /// A quote still open at the end of the physical line `line`, when records may not span lines.
+    /// Reading already stands at the next line.
+    OpenQuote {
+        line: u64,
+    },
     /// Too wide and spanning lines: an unclosed quote, most likely. Reading stopped inside the
     /// record; it must resume at `next_line_at`.
     Unclosed {
@@ -73,6 +84,8 @@ pub(crate) struct CsvSource<R> {
     /// Without a header: the highest mapped column number.
     min_fields: usize,
     delimiter: u8,
+    /// `input.csv_multiline_fields`: quoted fields may contain line breaks.
+    multiline: bool,
     /// 1-based line of the next unread byte.
     line: u64,
     /// Offset of the next unread byte (reading starts at offset 0).
@@ -83,15 +96,22 @@ pub(crate) struct CsvSource<R> {
 
 impl<R: Read + Seek> CsvSource<R> {
     /// Reads the header (when configured) and resolves the mapping to column positions.
+    /// The CSV keys of `input` apply (delimiter, header, multi-line fields, record limit).
     pub(crate) fn open(
         inner: R,
         path: &Path,
-        delimiter: u8,
-        has_header: bool,
-        max_record_bytes: usize,
-        optional_columns_may_be_absent: bool,
+        input: &InputConfig,
         builder: &RecordBuilder,
     ) -> Result<Self, IngestError> {
+        // Validated to be ASCII.
+        let delimiter = input.csv_delimiter as u8;
+        let has_header = input.csv_has_header;
+        let multiline = input.csv_multiline_fields;
+        let max_record_bytes = input.max_record_bytes;
+        // With the default (canonical) mapping, files need only the required columns: a file
+        // without event ids, names or original times is normal. A mapping the user wrote is held
+        // to the letter.
+        let optional_columns_may_be_absent = input.fields == FieldMapping::canonical();
         let mut source = CsvSource {
             input: BufReader::with_capacity(READ_BUFFER_BYTES, inner),
             core: CoreReaderBuilder::new().delimiter(delimiter).build(),
@@ -105,6 +125,7 @@ impl<R: Read + Seek> CsvSource<R> {
             expected_fields: None,
             min_fields: 0,
             delimiter,
+            multiline,
             line: 1,
             bytes_read: 0,
             seekable: false,
@@ -135,6 +156,11 @@ impl<R: Read + Seek> CsvSource<R> {
                 }
                 RawRecord::End => {
                     return Err(IngestError::MissingHeader {
+                        path: path.to_path_buf(),
+                    })
+                }
+                RawRecord::OpenQuote { .. } => {
+                    return Err(IngestError::HeaderUnclosedQuote {
                         path: path.to_path_buf(),
                     })
                 }
@@ -204,6 +230,16 @@ impl<R: Read + Seek> CsvSource<R> {
     pub(crate) fn next(&mut self, builder: &mut RecordBuilder) -> io::Result<Option<Parsed>> {
         let parsed = match self.read_raw()? {
             RawRecord::End => return Ok(None),
+            RawRecord::OpenQuote { line } => Parsed::Rejected(builder.dead_letter(
+                Location::Line(line),
+                None,
+                RejectReason::Malformed,
+                format!(
+                    "unclosed quote at line {line}: a quoted field opened on this line is not closed by its end; only line {line} was skipped and reading resumed at line {}; close the quote (write a quote inside a quoted field as two, \"\"), or set input.csv_multiline_fields = true if fields really contain line breaks",
+                    line + 1
+                ),
+                None,
+            )),
             RawRecord::Unclosed {
                 line,
                 next_line_at,
@@ -386,6 +422,34 @@ impl<R: Read + Seek> CsvSource<R> {
         builder.build(&values, Location::Line(line))
     }
 
+    /// What a record that ended is, given what went wrong while reading it.
+    fn finish_record(
+        &self,
+        skipping: Option<RawRecord>,
+        start_line: u64,
+        fields: usize,
+        next_line_at: Option<u64>,
+    ) -> RawRecord {
+        match (skipping, next_line_at) {
+            (Some(RawRecord::Oversized { line, .. }), next_line_at) => RawRecord::Oversized {
+                line,
+                fields,
+                next_line_at,
+            },
+            (Some(problem), Some(at)) => RawRecord::Unclosed {
+                line: start_line,
+                next_line_at: at,
+                problem: Box::new(problem),
+            },
+            (Some(problem), None) => problem,
+            (None, next_line_at) => RawRecord::Complete {
+                line: start_line,
+                fields,
+                next_line_at,
+            },
+        }
+    }
+
     /// Reads one record's fields into `out`/`ends`, or streams past it when it is too long.
     fn read_raw(&mut self) -> io::Result<RawRecord> {
         // Skip line breaks between records ourselves, so that the record's line is the line of its
@@ -415,10 +479,23 @@ impl<R: Read + Seek> CsvSource<R> {
         let mut out_len = 0usize;
         let mut ends_len = 0usize;
         let mut skipping: Option<RawRecord> = None;
+        // Single-line records: whether the last byte fed was a line break (the record is over or
+        // its quote is open), and whether the line break standing in for a missing one at the end
+        // of the input was fed.
+        let mut ended_line = false;
+        let mut fed_final_break = false;
         loop {
             let buf = self.input.fill_buf()?;
             let at_eof = buf.is_empty();
             let mut input = buf;
+            let mut synthetic = false;
+            if at_eof && !self.multiline && raw_len > 0 && !ended_line && !fed_final_break {
+                // The last line has no line break: feed one, so that a quote left open on it is
+                // caught like on any other line (the parser would close it silently at the end).
+                input = b"\n";
+                synthetic = true;
+                fed_final_break = true;
+            }
             if skipping.is_none() && !at_eof {
                 let left = allowance - raw_len;
                 if left == 0 {
@@ -431,6 +508,12 @@ impl<R: Read + Seek> CsvSource<R> {
                     input = &input[..left];
                 }
             }
+            if !self.multiline && !synthetic {
+                // Never feed the parser past the end of the physical line.
+                if let Some(i) = memchr::memchr(b'\n', input) {
+                    input = &input[..=i];
+                }
+            }
             let line_before = self.core.line();
             let (result, nin, nout, nend) = if skipping.is_some() {
                 self.core
@@ -439,14 +522,36 @@ impl<R: Read + Seek> CsvSource<R> {
                 self.core
                     .read_record(input, &mut self.out[out_len..], &mut self.ends[ends_len..])
             };
+            if synthetic {
+                // Nothing of the input is consumed; only the parser's state moves.
+                match result {
+                    ReadRecordResult::Record => {
+                        return Ok(self.finish_record(skipping, start_line, ends_len + nend, None));
+                    }
+                    ReadRecordResult::InputEmpty => {
+                        self.core.reset();
+                        return Ok(RawRecord::OpenQuote { line: start_line });
+                    }
+                    // No room for the last field: grow below (nothing was read), then try again.
+                    _ => fed_final_break = false,
+                }
+            }
+            let nin = if synthetic { 0 } else { nin };
             let breaks = self.core.line() - line_before;
             self.line += breaks;
             if breaks > 0 && first_break.is_none() {
                 first_break = memchr::memchr(b'\n', &input[..nin]).map(|i| raw_len + i);
             }
+            // The whole line, line break included, went in and the record did not end: the line
+            // break is inside a quoted field.
+            ended_line = !self.multiline && nin > 0 && input[nin - 1] == b'\n';
             self.input.consume(nin);
             self.bytes_read += nin as u64;
             raw_len += nin;
+            if ended_line && !matches!(result, ReadRecordResult::Record) {
+                self.core.reset();
+                return Ok(RawRecord::OpenQuote { line: start_line });
+            }
             if skipping.is_none() {
                 out_len += nout;
             }
@@ -479,26 +584,7 @@ impl<R: Read + Seek> CsvSource<R> {
                     let next_line_at = first_break
                         .filter(|&i| i + 1 < raw_len)
                         .map(|i| record_start + i as u64 + 1);
-                    return Ok(match (skipping, next_line_at) {
-                        (Some(RawRecord::Oversized { line, .. }), next_line_at) => {
-                            RawRecord::Oversized {
-                                line,
-                                fields: ends_len,
-                                next_line_at,
-                            }
-                        }
-                        (Some(problem), Some(at)) => RawRecord::Unclosed {
-                            line: start_line,
-                            next_line_at: at,
-                            problem: Box::new(problem),
-                        },
-                        (Some(problem), None) => problem,
-                        (None, next_line_at) => RawRecord::Complete {
-                            line: start_line,
-                            fields: ends_len,
-                            next_line_at,
-                        },
-                    });
+                    return Ok(self.finish_record(skipping, start_line, ends_len, next_line_at));
                 }
                 ReadRecordResult::End => return Ok(RawRecord::End),
             }

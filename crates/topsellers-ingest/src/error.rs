@@ -30,6 +30,9 @@ pub enum IngestError {
     #[error("the CSV header of {} is longer than input.max_record_bytes; raise it or check the delimiter", .path.display())]
     HeaderTooLong { path: PathBuf },
 
+    #[error("the CSV header of {} has a quote that is not closed by the end of its line; close it, or set input.csv_multiline_fields = true if column names really contain line breaks", .path.display())]
+    HeaderUnclosedQuote { path: PathBuf },
+
     /// `missing` holds every mapped column the header lacks, as `"StockCode" (input.fields.item_id)`.
     #[error("the CSV header of {} lacks the mapped column {}; the header has {}; fix the mapping or the file", .path.display(), .missing.join(", "), .columns.join(", "))]
     MissingColumns {

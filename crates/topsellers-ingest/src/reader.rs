@@ -68,18 +68,9 @@ impl FileReader {
                 Source::Jsonl(JsonlSource::new(file, input.max_record_bytes, &builder))
             }
             // `resolve` never answers Auto.
-            InputFormat::Csv | InputFormat::Auto => Source::Csv(CsvSource::open(
-                file,
-                path,
-                // Validated to be ASCII.
-                input.csv_delimiter as u8,
-                input.csv_has_header,
-                input.max_record_bytes,
-                // With the default (canonical) mapping, files need only the required columns: a file without
-                // event ids, names or original times is normal. A mapping the user wrote is held to the letter.
-                input.fields == crate::config::FieldMapping::canonical(),
-                &builder,
-            )?),
+            InputFormat::Csv | InputFormat::Auto => {
+                Source::Csv(CsvSource::open(file, path, input, &builder)?)
+            }
         };
         Ok(FileReader {
             source,

@@ -208,3 +208,39 @@ fn example_config_sections_parse() {
     assert_eq!(sections.limits.validate(), Vec::<String>::new());
     assert_eq!(sections.input.fields.item_id, "StockCode");
 }
+
+/// The real data has no line breaks inside fields: single-line records (the default) and RFC 4180
+/// multi-line records read it identically, record for record.
+#[test]
+fn online_retail_reads_the_same_with_and_without_multiline_fields() {
+    let dir = data_dir();
+    if !dir.is_dir() {
+        println!(
+            "online-retail data not found at {}; skipping",
+            dir.display()
+        );
+        return;
+    }
+    let limits = Limits {
+        currency: "GBP".into(),
+        ..Limits::default()
+    };
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let multiline = InputConfig {
+        csv_multiline_fields: true,
+        ..retail_input()
+    };
+    assert!(!retail_input().csv_multiline_fields);
+    let mut records = 0;
+    for file in &files(&dir) {
+        let single: Vec<Parsed> = FileReader::open(file, &retail_input(), &limits, now_ms)
+            .unwrap()
+            .collect();
+        let multi: Vec<Parsed> = FileReader::open(file, &multiline, &limits, now_ms)
+            .unwrap()
+            .collect();
+        assert!(single == multi, "{} reads differently", file.display());
+        records += single.len();
+    }
+    assert_eq!(records, 105_335);
+}

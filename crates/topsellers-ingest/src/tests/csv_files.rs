@@ -28,6 +28,14 @@ fn retail() -> InputConfig {
     }
 }
 
+/// [`retail`] with quoted fields allowed to span lines.
+fn retail_multiline() -> InputConfig {
+    InputConfig {
+        csv_multiline_fields: true,
+        ..retail()
+    }
+}
+
 fn gbp() -> Limits {
     Limits {
         currency: "GBP".into(),
@@ -68,7 +76,7 @@ fn dirty_csv_keeps_every_good_row_and_names_every_bad_one() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "dirty.csv", &csv);
-    let parsed = read_all(&path, &retail(), &gbp());
+    let parsed = read_all(&path, &retail_multiline(), &gbp());
     assert_eq!(parsed.len(), 21, "one result per record");
 
     let good = events(&parsed);
@@ -167,7 +175,7 @@ fn bom_crlf_and_blank_lines_keep_line_numbers_right() {
                4,A4,Four,y,2011-01-01 10:00:00,1.00,,France";
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "crlf.csv", csv.as_bytes());
-    let parsed = read_all(&path, &retail(), &gbp());
+    let parsed = read_all(&path, &retail_multiline(), &gbp());
     let good = events(&parsed);
     assert_eq!(good.len(), 2);
     assert_eq!(good[1].item_name.as_deref(), Some("Three"));
@@ -293,7 +301,7 @@ fn oversized_line_is_streamed_past_not_buffered() {
     csv.extend_from_slice(b"3,C,c,2,2011-01-01 10:00:00,1.00,,France\n");
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "big.csv", &csv);
-    let mut reader = FileReader::open(&path, &retail(), &gbp(), NOW_MS).unwrap();
+    let mut reader = FileReader::open(&path, &retail_multiline(), &gbp(), NOW_MS).unwrap();
     let mut parsed = Vec::new();
     let mut peak = 0;
     while let Some(p) = reader.next() {
@@ -408,7 +416,7 @@ fn unclosed_quote_costs_only_its_own_line() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "unclosed.csv", csv.as_bytes());
-    let parsed = read_all(&path, &retail(), &gbp());
+    let parsed = read_all(&path, &retail_multiline(), &gbp());
     let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
     assert_eq!(ids, ["A", "C", "D", "E", "F", "G"]);
     assert_eq!(parsed.len(), 7);
@@ -433,10 +441,12 @@ fn unclosed_quote_closed_by_a_later_quote() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "unclosed.csv", csv.as_bytes());
-    let parsed = read_all(&path, &retail(), &gbp());
-    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
-    assert_eq!(ids, ["B", "C"], "{parsed:#?}");
-    assert_letter(&parsed, "line 2", RejectReason::Malformed, None);
+    for input in [retail(), retail_multiline()] {
+        let parsed = read_all(&path, &input, &gbp());
+        let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+        assert_eq!(ids, ["B", "C"], "{parsed:#?}");
+        assert_letter(&parsed, "line 2", RejectReason::Malformed, None);
+    }
 }
 
 /// When the rest of the file is longer than the limit, the unclosed quote is still blamed on its
@@ -454,7 +464,7 @@ fn unclosed_quote_before_more_than_max_record_bytes() {
     }
     let input = InputConfig {
         max_record_bytes: 4096,
-        ..retail()
+        ..retail_multiline()
     };
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "unclosed.csv", csv.as_bytes());
@@ -491,7 +501,7 @@ fn multi_line_fields_of_the_right_width_still_read() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "multi.csv", csv.as_bytes());
-    let parsed = read_all(&path, &retail(), &gbp());
+    let parsed = read_all(&path, &retail_multiline(), &gbp());
     let events = events(&parsed);
     assert_eq!(
         events[0].item_name.as_deref(),
@@ -509,7 +519,7 @@ fn multi_line_fields_of_the_right_width_still_read() {
         ",".repeat(100)
     );
     let path = write(&dir, "wide.csv", csv.as_bytes());
-    let parsed = read_all(&path, &retail(), &gbp());
+    let parsed = read_all(&path, &retail_multiline(), &gbp());
     let letter = assert_letter(&parsed, "line 2", RejectReason::Malformed, None);
     assert!(
         letter.message.contains("unclosed quote"),
@@ -522,4 +532,170 @@ fn multi_line_fields_of_the_right_width_still_read() {
         .map(|e| e.item_id.clone())
         .collect();
     assert_eq!(ids, ["B"]);
+}
+
+const CANONICAL_HEADER: &str =
+    "event_id,time,original_time,item_id,item_name,category,quantity,unit_price,currency\n";
+
+fn good_line(i: usize) -> String {
+    format!("g{i},2024-01-01T10:00:00Z,,G{i},Good {i},home/mugs,1,1.00,USD\n")
+}
+
+/// QA repro A: an unclosed quote whose runaway record had the right width swallowed lines 2-9 into
+/// one "item_name too long" dead letter. Single-line records (the default) cost only line 2, and a
+/// bare quote inside an unquoted field is a literal character.
+#[test]
+fn unclosed_quote_of_the_right_width_costs_only_its_line() {
+    let mut csv = String::from(CANONICAL_HEADER);
+    csv.push_str("e1,2026-01-01T10:00:00Z,,I1,\"unclosed,q/a,1,1.00,USD\n");
+    for i in 0..6 {
+        csv.push_str(&good_line(i));
+    }
+    csv.push_str("e9,2024-01-01T10:00:00Z,,V1,Vinyl 12\" record,music,2,9.99,USD\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "a.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    assert_eq!(parsed.len(), 8, "{parsed:#?}");
+    let good = events(&parsed);
+    let ids: Vec<_> = good.iter().map(|e| e.item_id.as_str()).collect();
+    assert_eq!(ids, ["G0", "G1", "G2", "G3", "G4", "G5", "V1"]);
+    assert_eq!(good[6].item_name.as_deref(), Some("Vinyl 12\" record"));
+    assert_eq!((good[6].quantity, good[6].unit_price_minor), (2, 999));
+    let letter = assert_letter(&parsed, "line 2", RejectReason::Malformed, None);
+    assert!(
+        letter.message.contains("unclosed quote at line 2")
+            && letter.message.contains("close the quote")
+            && letter.message.contains("input.csv_multiline_fields = true"),
+        "{}",
+        letter.message
+    );
+    assert_eq!(letters(&parsed).len(), 1);
+}
+
+/// QA repro B: an unclosed quote followed by a line with doubled quotes merged three lines into one
+/// accepted record with wrong values.
+#[test]
+fn unclosed_quote_never_merges_lines_into_an_accepted_record() {
+    let mut csv = String::from(CANONICAL_HEADER);
+    csv.push_str(&good_line(1));
+    csv.push_str("\"unclosed quote mug,2024-01-01T10:00:00Z,,M1,Mug,home/mugs,1,1.00,USD\n");
+    csv.push_str("e4,2024-01-01T10:00:00Z,,Q1,\"He said \"\"hi\"\"\",books,3,2.00,USD\n");
+    csv.push_str(&good_line(5));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "b.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    let good = events(&parsed);
+    let ids: Vec<_> = good.iter().map(|e| e.item_id.as_str()).collect();
+    assert_eq!(ids, ["G1", "Q1", "G5"], "{parsed:#?}");
+    assert_eq!(good[1].item_name.as_deref(), Some("He said \"hi\""));
+    assert_eq!((good[1].quantity, good[1].unit_price_minor), (3, 200));
+    assert_eq!(good[1].event_id.as_deref(), Some("e4"));
+    assert_letter(&parsed, "line 3", RejectReason::Malformed, None);
+    assert_eq!(parsed.len(), 4);
+}
+
+/// The last line without a line break is checked too: the parser alone would close its quote at
+/// the end of the input and accept it. CRLF lines and blank lines keep their numbers.
+#[test]
+fn unclosed_quote_on_the_last_line_and_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = format!(
+        "{}{}\"open,2024-01-01T10:00:00Z,,X,x,c,1,1.00,USD",
+        CANONICAL_HEADER,
+        good_line(1)
+    );
+    let path = write(&dir, "last.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    assert_eq!(events(&parsed).len(), 1);
+    assert_letter(&parsed, "line 3", RejectReason::Malformed, None);
+    assert_eq!(parsed.len(), 2);
+
+    // Closed on the last line, no line break: accepted.
+    let csv = format!("{CANONICAL_HEADER}e1,2024-01-01T10:00:00Z,,X,\"x, y\",c,1,1.00,\"USD\"");
+    let path = write(&dir, "closed.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    assert_eq!(events(&parsed)[0].item_name.as_deref(), Some("x, y"));
+    assert_eq!(parsed.len(), 1);
+
+    let csv = CANONICAL_HEADER.replace('\n', "\r\n")
+        + "e1,2024-01-01T10:00:00Z,,A,\"a\",c,1,1.00,USD\r\n\r\n"
+        + "e2,2024-01-01T10:00:00Z,,B,\"b,c,1,1.00,USD\r\n"
+        + "e3,2024-01-01T10:00:00Z,,C,c,c,1,1.00,USD\r\n";
+    let path = write(&dir, "crlf.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["A", "C"]);
+    assert_letter(&parsed, "line 4", RejectReason::Malformed, None);
+
+    // A line break inside a quoted field is an open quote on its first line; the rest of the
+    // field is read as a line of its own (the wrong width).
+    let csv = format!(
+        "{CANONICAL_HEADER}e1,2024-01-01T10:00:00Z,,A,\"two\nlines\",c,1,1.00,USD\n{}",
+        good_line(2)
+    );
+    let path = write(&dir, "multi.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    assert_eq!(events(&parsed)[0].item_id, "G2");
+    assert_letter(&parsed, "line 2", RejectReason::Malformed, None);
+    assert_letter(&parsed, "line 3", RejectReason::Malformed, None);
+    let multiline = InputConfig {
+        csv_multiline_fields: true,
+        ..InputConfig::default()
+    };
+    let parsed = read_all(&path, &multiline, &Limits::default());
+    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["A", "G2"]);
+    assert_eq!(events(&parsed)[0].item_name.as_deref(), Some("two\nlines"));
+}
+
+/// With single-line records, a 10 MB line (unquoted, or with a quote left open) is still streamed
+/// past, not held, and costs only itself.
+#[test]
+fn oversized_lines_are_streamed_past_with_single_line_records() {
+    let mut csv = HEADER.as_bytes().to_vec();
+    csv.extend_from_slice(b"1,A,a,1,2011-01-01 10:00:00,1.00,,France\n");
+    csv.extend_from_slice(b"2,B,\"");
+    csv.extend_from_slice(&vec![b'x'; 10_000_000]);
+    csv.extend_from_slice(b",1,2011-01-01 10:00:00,1.00,,France\n");
+    csv.extend_from_slice(&vec![b'y'; 10_000_000]);
+    csv.push(b'\n');
+    csv.extend_from_slice(b"3,C,c,2,2011-01-01 10:00:00,1.00,,France\n");
+    csv.extend_from_slice(b"4,D,\"");
+    csv.extend_from_slice(&vec![b'z'; 3_000_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "big.csv", &csv);
+    let mut reader = FileReader::open(&path, &retail(), &gbp(), NOW_MS).unwrap();
+    let mut parsed = Vec::new();
+    let mut peak = 0;
+    while let Some(p) = reader.next() {
+        peak = peak.max(reader.buffered_capacity());
+        parsed.push(p);
+    }
+    assert!(reader.take_error().is_none());
+    assert!(peak < 2 << 20, "held {peak} bytes");
+    assert_eq!(reader.bytes_read(), csv.len() as u64);
+    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["A", "C"]);
+    let open = assert_letter(&parsed, "line 3", RejectReason::Malformed, None);
+    assert!(open.message.contains("unclosed quote at line 3"));
+    assert_letter(&parsed, "line 4", RejectReason::Oversized, None);
+    assert_letter(&parsed, "line 6", RejectReason::Malformed, None);
+    assert_eq!(parsed.len(), 5);
+}
+
+#[test]
+fn header_with_an_open_quote_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        &dir,
+        "h.csv",
+        format!("\"{CANONICAL_HEADER}{}", good_line(1)).as_bytes(),
+    );
+    match FileReader::open(&path, &InputConfig::default(), &Limits::default(), NOW_MS) {
+        Err(e @ IngestError::HeaderUnclosedQuote { .. }) => {
+            assert!(e.to_string().contains("csv_multiline_fields"), "{e}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened"),
+    }
 }
