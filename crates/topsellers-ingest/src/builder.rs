@@ -83,6 +83,13 @@ pub struct RecordBuilder {
     require_time_offset: bool,
 }
 
+/// An optionally signed run of ASCII digits, surrounding whitespace allowed: an integer, however big.
+fn is_integer_text(text: &str) -> bool {
+    let t = text.trim();
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Bound on the category cache; beyond it the cache starts over rather than grow without limit.
 const MAX_CACHED_CATEGORIES: usize = 100_000;
 
@@ -102,6 +109,32 @@ fn trim(s: &str) -> &str {
 fn quote(s: &str) -> String {
     let mut ignored = Redactions::default();
     clip(&scrub(s, &mut ignored), MAX_MESSAGE_VALUE_CHARS).into_owned()
+}
+
+/// `name` cut to at most `max_bytes` bytes at a character boundary, ending in "…" when cut.
+pub(crate) fn truncate_name(mut name: String, max_bytes: usize) -> String {
+    const ELLIPSIS: &str = "…";
+    if name.len() <= max_bytes {
+        return name;
+    }
+    let mut at = max_bytes.saturating_sub(ELLIPSIS.len());
+    while !name.is_char_boundary(at) {
+        at -= 1;
+    }
+    name.truncate(at);
+    // A cut after a space would leave "word …".
+    let kept = name.trim_end().len();
+    name.truncate(kept);
+    name.push_str(ELLIPSIS);
+    name
+}
+
+/// The `.` or `..` segment of a category path, if it has one: a category is also a name in URLs
+/// and on disk, where such a segment means "here" or "up".
+pub(crate) fn dot_segment(path: &str) -> Option<&str> {
+    path.split('/')
+        .map(str::trim)
+        .find(|s| *s == "." || *s == "..")
 }
 
 fn clip(s: &str, max_chars: usize) -> Cow<'_, str> {
@@ -458,14 +491,10 @@ impl RecordBuilder {
         }
 
         let category = self.category(values)?;
-        let item_name = match self.present(values, Field::ItemName, "text")? {
-            Some(name) => {
-                let name = self.scrubbed(name);
-                self.check_len(Field::ItemName, &name, MAX_ITEM_NAME_LEN)?;
-                Some(name)
-            }
-            None => None,
-        };
+        // The name is optional and only shown: an over-long one is cut, the sale kept.
+        let item_name = self
+            .present(values, Field::ItemName, "text")?
+            .map(|name| truncate_name(self.scrubbed(name), MAX_ITEM_NAME_LEN));
         let event_id = match self.present(values, Field::EventId, "text")? {
             Some(id) => {
                 self.check_len(Field::EventId, &id, MAX_EVENT_ID_LEN)?;
@@ -511,11 +540,34 @@ impl RecordBuilder {
                 ),
             )
         };
+        let out_of_range = |shown: &str| {
+            self.refuse(
+                field,
+                RejectReason::OutOfRange,
+                format!(
+                    "{} {:?} is beyond the limit of {} units per record; check the record, or raise limits.max_quantity",
+                    self.name(field),
+                    quote(shown),
+                    self.max_quantity
+                ),
+            )
+        };
         let quantity = match values.get(field) {
-            FieldValue::Number(n) => n.as_i64().ok_or_else(|| not_integer(&n.to_string()))?,
+            FieldValue::Number(n) => match n.as_i64() {
+                Some(q) => q,
+                // A whole number too big for 64 bits (JSON gives those as u64 or as a float).
+                None if n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                    return Err(out_of_range(&n.to_string()))
+                }
+                None => return Err(not_integer(&n.to_string())),
+            },
             _ => {
                 let text = self.required(values, field, "a quantity")?;
-                crate::numbers::parse_int(&text).ok_or_else(|| not_integer(&text))?
+                match crate::numbers::parse_int(&text) {
+                    Some(q) => q,
+                    None if is_integer_text(&text) => return Err(out_of_range(&text)),
+                    None => return Err(not_integer(&text)),
+                }
             }
         };
         if quantity == 0 {
@@ -741,6 +793,19 @@ impl RecordBuilder {
         } else {
             CategoryPath::parse(&format!("{}{clean}", self.category_prefix))
         };
+        if let Ok(path) = &parsed {
+            if let Some(segment) = dot_segment(path.as_str()) {
+                return Err(self.refuse(
+                    Field::Category,
+                    RejectReason::InvalidField,
+                    format!(
+                        "{} {:?} is not a usable category: it has a {segment:?} segment, which in a path means \"this level\" or \"one level up\"; name every level, like \"home/kitchen\"",
+                        self.name(Field::Category),
+                        quote(&raw)
+                    ),
+                ));
+            }
+        }
         match parsed {
             Ok(path) => {
                 if self.categories.len() >= MAX_CACHED_CATEGORIES {

@@ -325,10 +325,17 @@ impl InputConfig {
             }
         }
         if let Some(prefix) = &self.category_prefix {
-            if let Err(e) = CategoryPath::parse(prefix) {
-                problems.push(format!(
+            match CategoryPath::parse(prefix) {
+                Err(e) => problems.push(format!(
                     "input.category_prefix {prefix:?} is not a valid category path ({e}); write segments separated by '/', like \"country/\""
-                ));
+                )),
+                Ok(path) => {
+                    if let Some(segment) = crate::builder::dot_segment(path.as_str()) {
+                        problems.push(format!(
+                            "input.category_prefix {prefix:?} has a {segment:?} segment; write segments separated by '/' that name a level, like \"country/\""
+                        ));
+                    }
+                }
             }
         }
         if self.max_record_bytes < MIN_RECORD_BYTES {

@@ -699,3 +699,160 @@ fn header_with_an_open_quote_is_refused() {
         Ok(_) => panic!("opened"),
     }
 }
+
+/// QA: an over-long item name (optional, only shown) cost the whole sale. It is cut at a character
+/// boundary, with "…", within the limit; over-long ids still refuse the record.
+#[test]
+fn long_item_names_are_cut_and_the_sale_kept() {
+    use topsellers_model::{MAX_EVENT_ID_LEN, MAX_ITEM_NAME_LEN};
+    let long_ascii = "n".repeat(361);
+    // Multi-byte characters straddling the cut.
+    let long_wide = "é€".repeat(100);
+    let exact = "x".repeat(MAX_ITEM_NAME_LEN);
+    let long_event = "e".repeat(MAX_EVENT_ID_LEN + 1);
+    let long_item = "I".repeat(MAX_ITEM_ID_LEN + 1);
+    let csv = format!(
+        "{CANONICAL_HEADER}\
+         e1,2024-01-01T10:00:00Z,,A,{long_ascii},c,1,1.00,USD\n\
+         e2,2024-01-01T10:00:00Z,,B,{long_wide},c,1,1.00,USD\n\
+         e3,2024-01-01T10:00:00Z,,C,{exact},c,1,1.00,USD\n\
+         {long_event},2024-01-01T10:00:00Z,,D,d,c,1,1.00,USD\n\
+         e5,2024-01-01T10:00:00Z,,{long_item},e,c,1,1.00,USD\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "names.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    let good = events(&parsed);
+    let ids: Vec<_> = good.iter().map(|e| e.item_id.as_str()).collect();
+    assert_eq!(ids, ["A", "B", "C"], "{parsed:#?}");
+    for event in &good {
+        let name = event.item_name.as_deref().unwrap();
+        assert!(name.len() <= MAX_ITEM_NAME_LEN, "{} bytes", name.len());
+    }
+    let a = good[0].item_name.as_deref().unwrap();
+    assert!(a.ends_with('…') && a.starts_with("nnn"), "{a}");
+    assert_eq!(a.len(), MAX_ITEM_NAME_LEN);
+    let b = good[1].item_name.as_deref().unwrap();
+    assert!(b.ends_with('…') && long_wide.starts_with(b.trim_end_matches('…')));
+    assert_eq!(good[2].item_name.as_deref(), Some(exact.as_str()));
+    assert_letter(
+        &parsed,
+        "line 5",
+        RejectReason::InvalidField,
+        Some("event_id"),
+    );
+    assert_letter(
+        &parsed,
+        "line 6",
+        RejectReason::InvalidField,
+        Some("item_id"),
+    );
+}
+
+#[test]
+fn truncate_name_edges() {
+    use crate::builder::truncate_name;
+    assert_eq!(truncate_name("abc".into(), 3), "abc");
+    assert_eq!(truncate_name("abcd".into(), 4), "abcd");
+    assert_eq!(truncate_name("abcdefgh".into(), 5), "ab…");
+    assert_eq!(truncate_name("a cdefgh".into(), 5), "a…");
+    // "é" is 2 bytes: 5 - 3 = 2 bytes left, one "é".
+    assert_eq!(truncate_name("ééé".into(), 5), "é…");
+    assert_eq!(truncate_name("€€€".into(), 5), "…");
+}
+
+/// QA: a quantity too big for 64 bits said "is not an integer".
+#[test]
+fn huge_quantity_is_out_of_range_not_a_non_integer() {
+    let csv = format!(
+        "{CANONICAL_HEADER}\
+         e1,2024-01-01T10:00:00Z,,A,a,c,99999999999999999999,1.00,USD\n\
+         e2,2024-01-01T10:00:00Z,,B,b,c,-99999999999999999999,1.00,USD\n\
+         e3,2024-01-01T10:00:00Z,,C,c,c,1e3,1.00,USD\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "q.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    for line in ["line 2", "line 3"] {
+        let letter = assert_letter(&parsed, line, RejectReason::OutOfRange, Some("quantity"));
+        assert!(
+            letter.message.contains("is beyond the limit of")
+                && letter.message.contains("limits.max_quantity")
+                && !letter.message.contains("not an integer"),
+            "{}",
+            letter.message
+        );
+    }
+    assert_letter(
+        &parsed,
+        "line 4",
+        RejectReason::InvalidField,
+        Some("quantity"),
+    );
+
+    let jsonl = "{\"time\":\"2024-01-01T10:00:00Z\",\"item_id\":\"A\",\"quantity\":99999999999999999999,\"unit_price\":\"1.00\"}\n\
+                 {\"time\":\"2024-01-01T10:00:00Z\",\"item_id\":\"B\",\"quantity\":18446744073709551615,\"unit_price\":\"1.00\"}\n\
+                 {\"time\":\"2024-01-01T10:00:00Z\",\"item_id\":\"C\",\"quantity\":2.5,\"unit_price\":\"1.00\"}\n";
+    let path = write(&dir, "q.jsonl", jsonl.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    assert_letter(
+        &parsed,
+        "line 1",
+        RejectReason::OutOfRange,
+        Some("quantity"),
+    );
+    assert_letter(
+        &parsed,
+        "line 2",
+        RejectReason::OutOfRange,
+        Some("quantity"),
+    );
+    assert_letter(
+        &parsed,
+        "line 3",
+        RejectReason::InvalidField,
+        Some("quantity"),
+    );
+}
+
+/// QA: `../../etc` was accepted as a category.
+#[test]
+fn dot_segments_are_not_categories() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from(CANONICAL_HEADER);
+    for category in [
+        "../../etc",
+        "home/./mugs",
+        "..",
+        " . /x",
+        "home/..",
+        "a..b/.c/c.",
+    ] {
+        csv.push_str(&format!(
+            "e,2024-01-01T10:00:00Z,,A,a,{category},1,1.00,USD\n"
+        ));
+    }
+    let path = write(&dir, "dots.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    for line in 2..=6 {
+        let letter = assert_letter(
+            &parsed,
+            &format!("line {line}"),
+            RejectReason::InvalidField,
+            Some("category"),
+        );
+        assert!(letter.message.contains("segment"), "{}", letter.message);
+    }
+    let good = events(&parsed);
+    assert_eq!(good.len(), 1);
+    assert_eq!(good[0].category.as_str(), "a..b/.c/c.");
+
+    let input = InputConfig {
+        category_prefix: Some("../".into()),
+        ..InputConfig::default()
+    };
+    assert!(input
+        .validate()
+        .iter()
+        .any(|p| p.contains("input.category_prefix")));
+}
