@@ -8,7 +8,7 @@
 //! the same way whether it came from a file or a request.
 //!
 //! Personal data typed into the kept free-text fields (item name, category, country) is replaced by
-//! a marker (`[email]`, `[card]`, `[phone]`, `[ip]`, see [`scrub()`]) in events and dead letters
+//! a marker (`[email]`, `[card]` (also for IBANs), `[phone]`, `[ip]`, see [`scrub()`]) in events and dead letters
 //! alike, and counted ([`Redactions`]); an id carrying such data refuses the record, since it
 //! cannot be redacted and still name the item.
 //!

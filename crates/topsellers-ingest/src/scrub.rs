@@ -305,8 +305,9 @@ fn find_emails(b: &[u8], spans: &mut Vec<Span>) {
 
 /// IBANs: 2 capital letters, 2 check digits and 11 to 30 capital letters and digits, written
 /// together (`GB82WEST12345698765432`) or in groups of 4 with single spaces
-/// (`GB82 WEST 1234 5698 7654 32`), standing alone (no letter or digit glued on) and passing the
-/// mod-97 check (ISO 13616), which ordinary product codes fail 96 times in 97.
+/// (`GB82 WEST 1234 5698 7654 32`), standing alone (no letter or digit glued on), of the length
+/// its country's IBANs have and passing the mod-97 check (ISO 13616), which ordinary product
+/// codes fail 96 times in 97.
 fn find_ibans(b: &[u8], spans: &mut Vec<Span>) {
     let is_alnum = |c: u8| c.is_ascii_uppercase() || c.is_ascii_digit();
     let mut i = 0;
@@ -354,7 +355,7 @@ fn find_ibans(b: &[u8], spans: &mut Vec<Span>) {
         let mut found = None;
         for &end in ends.iter().rev() {
             let len = (i..end).filter(|&k| b[k] != b' ').count();
-            if (MIN_IBAN_LEN..=MAX_IBAN_LEN).contains(&len) && iban_checks(&chars[..len]) {
+            if iban_len(&b[i..i + 2]) == Some(len) && iban_checks(&chars[..len]) {
                 found = Some(end);
                 break;
             }
@@ -367,6 +368,33 @@ fn find_ibans(b: &[u8], spans: &mut Vec<Span>) {
             None => i += 1,
         }
     }
+}
+
+/// The length of an IBAN of country `code` (ISO 13616 registry), `None` for a country without
+/// IBANs: each country has one fixed length, which keeps product codes that merely look alike out.
+fn iban_len(code: &[u8]) -> Option<usize> {
+    Some(match code {
+        b"NO" => 15,
+        b"BE" => 16,
+        b"DK" | b"FI" | b"FK" | b"FO" | b"GL" | b"NL" | b"SD" => 18,
+        b"MK" | b"SI" => 19,
+        b"AT" | b"BA" | b"EE" | b"KZ" | b"LT" | b"LU" | b"MN" | b"XK" => 20,
+        b"CH" | b"HR" | b"LI" | b"LV" => 21,
+        b"BG" | b"BH" | b"CR" | b"DE" | b"GB" | b"GE" | b"IE" | b"ME" | b"RS" | b"VA" => 22,
+        b"AE" | b"GI" | b"IL" | b"IQ" | b"OM" | b"SO" | b"TL" => 23,
+        b"AD" | b"CZ" | b"ES" | b"MD" | b"PK" | b"RO" | b"SA" | b"SE" | b"SK" | b"TN" | b"VG" => 24,
+        b"LY" | b"PT" | b"ST" => 25,
+        b"IS" | b"TR" => 26,
+        b"BI" | b"BL" | b"DJ" | b"FR" | b"GF" | b"GP" | b"GR" | b"IT" | b"MC" | b"MF" | b"MQ"
+        | b"MR" | b"NC" | b"PF" | b"PM" | b"RE" | b"SM" | b"TF" | b"WF" | b"YT" => 27,
+        b"AL" | b"AZ" | b"BY" | b"CY" | b"DO" | b"GT" | b"HU" | b"LB" | b"NI" | b"PL" | b"SV" => 28,
+        b"BR" | b"EG" | b"PS" | b"QA" | b"UA" => 29,
+        b"JO" | b"KW" | b"MU" | b"YE" => 30,
+        b"MT" | b"SC" => 31,
+        b"LC" => 32,
+        b"RU" => 33,
+        _ => return None,
+    })
 }
 
 /// ISO 13616: the first four characters moved to the end, letters as 10 to 35, the number mod 97
@@ -893,6 +921,9 @@ mod tests {
         untouched("GB82WEST12345698765432X2");
         untouched("GB82WEST1234");
         untouched("gb82west12345698765432");
+        // Check digits right, but no such country, or not its length.
+        untouched("ZZ33WEST12345698765432");
+        untouched("GB49WEST123456987654321");
         untouched("AB12 CDEF GHIJ KLMN OPQR");
     }
 

@@ -289,3 +289,38 @@ fn files_still_read_times_without_offset_in_their_zone() {
     let parsed = read_all(&path, &input, &Limits::default());
     assert_eq!(events(&parsed)[0].event_time_ms, 1_715_337_300_000);
 }
+
+/// QA: a percent-encoded `@` hid an e-mail address, and IBANs were not found at all (they are
+/// marked and counted as `card`, the payment-details kind). An IBAN as the item id refuses it.
+#[test]
+fn percent_encoded_emails_and_ibans_are_scrubbed() {
+    let body = [
+        record(
+            "sku-1",
+            "Gift for someone%40example.com",
+            r#","category":"gifts","country":"pay GB82 WEST 1234 5698 7654 32""#,
+        ),
+        record("sku-2", "refund to DE89370400440532013000 please", ""),
+        record("GB82WEST12345698765432", "mug", ""),
+    ]
+    .join("\n");
+    let (parsed, counts) =
+        parse_http_body_with_redactions(body.as_bytes(), &Limits::default(), NOW_MS);
+    let good = events(&parsed);
+    assert_eq!(good.len(), 2, "{parsed:#?}");
+    assert_eq!(good[0].item_name.as_deref(), Some("Gift for [email]"));
+    assert_eq!(good[0].country.as_deref(), Some("pay [card]"));
+    assert_eq!(
+        good[1].item_name.as_deref(),
+        Some("refund to [card] please")
+    );
+    let refused = &letters(&parsed)[0];
+    assert_eq!(refused.field.as_deref(), Some("item_id"));
+    assert!(
+        refused.message.contains("bank account number"),
+        "{}",
+        refused.message
+    );
+    assert!(!refused.record.contains("GB82WEST"), "{}", refused.record);
+    assert_eq!((counts.email, counts.card), (1, 3));
+}
