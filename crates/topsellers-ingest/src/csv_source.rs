@@ -509,8 +509,9 @@ impl<R: Read + Seek> CsvSource<R> {
                 }
             }
             if !self.multiline && !synthetic {
-                // Never feed the parser past the end of the physical line.
-                if let Some(i) = memchr::memchr(b'\n', input) {
+                // Never feed the parser past the end of the physical line (a lone `\r` ends one
+                // too, as the parser's record terminator).
+                if let Some(i) = memchr::memchr2(b'\n', b'\r', input) {
                     input = &input[..=i];
                 }
             }
@@ -544,7 +545,7 @@ impl<R: Read + Seek> CsvSource<R> {
             }
             // The whole line, line break included, went in and the record did not end: the line
             // break is inside a quoted field.
-            ended_line = !self.multiline && nin > 0 && input[nin - 1] == b'\n';
+            ended_line = !self.multiline && nin > 0 && matches!(input[nin - 1], b'\n' | b'\r');
             self.input.consume(nin);
             self.bytes_read += nin as u64;
             raw_len += nin;

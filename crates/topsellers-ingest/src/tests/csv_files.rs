@@ -627,6 +627,17 @@ fn unclosed_quote_on_the_last_line_and_crlf() {
     assert_eq!(ids, ["A", "C"]);
     assert_letter(&parsed, "line 4", RejectReason::Malformed, None);
 
+    // Lines ended by a lone CR (old Mac files) are single lines too.
+    let csv = CANONICAL_HEADER.replace('\n', "\r")
+        + "e1,2024-01-01T10:00:00Z,,A,\"a,c,1,1.00,USD\r"
+        + "e2,2024-01-01T10:00:00Z,,B,\"b\",c,1,1.00,USD\r"
+        + "e3,2024-01-01T10:00:00Z,,C,c,c,1,1.00,USD\r";
+    let path = write(&dir, "cr.csv", csv.as_bytes());
+    let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
+    let ids: Vec<_> = events(&parsed).iter().map(|e| e.item_id.clone()).collect();
+    assert_eq!(ids, ["B", "C"], "{parsed:#?}");
+    assert_eq!(letters(&parsed).len(), 1);
+
     // A line break inside a quoted field is an open quote on its first line; the rest of the
     // field is read as a line of its own (the wrong width).
     let csv = format!(
