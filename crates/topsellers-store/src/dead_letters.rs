@@ -69,6 +69,24 @@ impl DeadLetterFile {
 
     /// Appends the letters, one JSON object per line, and fsyncs before returning.
     pub fn write(&mut self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        self.append(letters, true)
+    }
+
+    /// Appends the letters without waiting for the disk; [`DeadLetterFile::sync`] makes them durable. For
+    /// writers whose input can be read again (a replay resumes from its last checkpoint and syncs there), where
+    /// an fsync per batch would only slow the run down.
+    pub fn write_deferred(&mut self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        self.append(letters, false)
+    }
+
+    /// Makes everything written so far durable.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io("sync dead letters to", &self.path, e))
+    }
+
+    fn append(&mut self, letters: &[DeadLetter], sync: bool) -> Result<(), StoreError> {
         if letters.is_empty() {
             return Ok(());
         }
@@ -88,7 +106,7 @@ impl DeadLetterFile {
         }
         self.file
             .write_all(&buf)
-            .and_then(|()| self.file.sync_data())
+            .and_then(|()| if sync { self.file.sync_data() } else { Ok(()) })
             .map_err(|e| StoreError::io("write dead letters to", &self.path, e))?;
         self.needs_newline = false;
         self.len += buf.len() as u64;

@@ -228,27 +228,16 @@ impl NodeCore {
             let mut outcome = BatchOutcome::default();
             self.metrics
                 .inc_received(group.source, group.items.len() as u64);
+            // Events are admitted as one batch (the engine overlaps their memory accesses); skips and parse
+            // rejections are accounted on the way.
+            let mut events = Vec::with_capacity(group.items.len());
+            let mut positions = Vec::with_capacity(group.items.len());
             for (index, item) in group.items.into_iter().enumerate() {
                 match item {
-                    Parsed::Event(ev) => match self.engine.admit(&ev) {
-                        Admission::Accepted => {
-                            outcome.accepted += 1;
-                            if ev.is_refund() {
-                                outcome.refunds += 1;
-                            }
-                            records.push(LogRecord::Event(ev));
-                        }
-                        Admission::Duplicate => outcome.duplicates += 1,
-                        Admission::Late { watermark_ms } => {
-                            outcome.rejected.push(late_letter(
-                                &ev,
-                                watermark_ms,
-                                &group.origin,
-                                group.locations.describe(index),
-                                now_ms,
-                            ));
-                        }
-                    },
+                    Parsed::Event(ev) => {
+                        events.push(ev);
+                        positions.push(index);
+                    }
                     Parsed::Skipped(reason) => {
                         *outcome
                             .skipped
@@ -256,6 +245,30 @@ impl NodeCore {
                             .or_default() += 1;
                     }
                     Parsed::Rejected(letter) => outcome.rejected.push(letter),
+                }
+            }
+            let mut admissions = Vec::with_capacity(events.len());
+            self.engine.admit_batch(&events, &mut admissions);
+            debug_assert_eq!(admissions.len(), events.len());
+            for ((ev, admission), index) in events.into_iter().zip(admissions).zip(positions) {
+                match admission {
+                    Admission::Accepted => {
+                        outcome.accepted += 1;
+                        if ev.is_refund() {
+                            outcome.refunds += 1;
+                        }
+                        records.push(LogRecord::Event(ev));
+                    }
+                    Admission::Duplicate => outcome.duplicates += 1,
+                    Admission::Late { watermark_ms } => {
+                        outcome.rejected.push(late_letter(
+                            &ev,
+                            watermark_ms,
+                            &group.origin,
+                            group.locations.describe(index),
+                            now_ms,
+                        ));
+                    }
                 }
             }
             outcomes.push(outcome);
@@ -281,7 +294,12 @@ impl NodeCore {
             if !outcome.rejected.is_empty() {
                 // Dead letters are at-least-once: a crash between the log append and this write can only lose
                 // the dead-letter copy of a record that was rejected anyway, never an accepted event.
-                if let Err(e) = self.dead_letters.write(&outcome.rejected) {
+                let written = if log {
+                    self.dead_letters.write(&outcome.rejected)
+                } else {
+                    self.dead_letters.write_deferred(&outcome.rejected)
+                };
+                if let Err(e) = written {
                     tracing::error!(error = %e, path = %self.dead_letters.path().display(), "cannot write dead letters");
                 }
                 for l in &outcome.rejected {
@@ -362,6 +380,10 @@ impl NodeCore {
     /// [`NodeCore::checkpoint`] that also stores metadata atomically with the state it describes.
     pub fn checkpoint_with_meta(&mut self, results: &Results, meta: &[(&str, &str)]) -> Result<()> {
         let started = Instant::now();
+        // Dead letters written without an fsync (replay) become durable no later than the state they go with.
+        if let Err(e) = self.dead_letters.sync() {
+            tracing::error!(error = %e, path = %self.dead_letters.path().display(), "cannot sync dead letters");
+        }
         let covers_seq = self.store.last_seq()?;
         let state = self.engine.checkpoint();
         let snap = match results.current() {
