@@ -18,15 +18,16 @@ if [ -d "$DATA" ]; then
 else
   echo "online-retail data not found at $DATA; skipping it"
 fi
-# Spread the events over one day of event time, so the state is "a day of purchases".
+# Spread the events over one day of event time, so the state is "a day of purchases". Idle advance off (for the
+# replay and the restart below: a data directory is bound to it), so the wall clock does not age last month's
+# events out of the windows while we measure.
+export TOPSELLERS_NODE__IDLE_ADVANCE=false
 RATE=$(python3 -c "print(max(0.01, $N / 86400))")
 TOPSELLERS_DEMO__RATE_PER_SEC=$RATE "$BIN" generate --events "$N" --start 2026-11-01T00:00:00Z --out "$W/gen.csv" 2>/dev/null
 measure "generated ($N rows over 24 h, $(du -h "$W/gen.csv" | cut -f1))" "$BIN" replay --no-progress --data-dir "$W/gen" "$W/gen.csv"
 echo "data directory after replay: $(du -sh "$W/gen" | cut -f1)"
 
-# Restart after kill -9: time from start until /readyz answers, with the state above (idle advance off, so the
-# wall clock does not age last month's events out while we measure).
-export TOPSELLERS_NODE__IDLE_ADVANCE=false
+# Restart after kill -9: time from start until /readyz answers, with the state above.
 PORT=18090
 "$BIN" serve --data-dir "$W/gen" --listen 127.0.0.1:$PORT >/dev/null 2>&1 & echo $! > "$W/pid"
 for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
