@@ -76,6 +76,8 @@ pub struct RecordBuilder {
     categories: FxHashMap<String, (CategoryPath, Redactions)>,
     /// Personal data removed from events and dead letters so far.
     redactions: Cell<Redactions>,
+    /// Where the record most recently given to [`RecordBuilder::build`] started (0 before the first).
+    last_line: u64,
     /// Removed from the record being judged; counted only if it becomes an event (a dead letter's
     /// `record` is scrubbed, and counted, on its own).
     pending: Redactions,
@@ -207,6 +209,7 @@ impl RecordBuilder {
             category_prefix,
             categories: FxHashMap::default(),
             redactions: Cell::new(Redactions::default()),
+            last_line: 0,
             pending: Redactions::default(),
             require_time_offset: false,
         })
@@ -221,6 +224,12 @@ impl RecordBuilder {
     /// an id (which refuses the record), since the builder was made.
     pub fn redactions(&self) -> Redactions {
         self.redactions.get()
+    }
+
+    /// The line where the record most recently built started: lets a caller that keeps an event name where it
+    /// came from (a late event rejected downstream) without the event type carrying positions.
+    pub fn last_line(&self) -> u64 {
+        self.last_line
     }
 
     /// Refuses text times without a UTC offset (`2026-11-10 11:35:00`) instead of reading them in
@@ -270,6 +279,9 @@ impl RecordBuilder {
 
     /// Judges one record.
     pub fn build(&mut self, values: &FieldValues<'_>, location: Location) -> Parsed {
+        if let Location::Line(line) = location {
+            self.last_line = line;
+        }
         self.pending = Redactions::default();
         match self.judge(values) {
             Ok(parsed) => {

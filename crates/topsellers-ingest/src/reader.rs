@@ -115,6 +115,14 @@ impl FileReader {
     }
 }
 
+impl FileReader {
+    /// The 1-based line where the record most recently returned as an event started (for files; 0 before
+    /// the first event).
+    pub fn last_event_line(&self) -> u64 {
+        self.builder.last_line()
+    }
+}
+
 impl Iterator for FileReader {
     type Item = Parsed;
 

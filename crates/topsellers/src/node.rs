@@ -47,9 +47,8 @@ impl BatchOutcome {
 /// Where the items of a submission came from, for dead letters the engine produces (late events).
 #[derive(Debug, Clone)]
 pub enum Locations {
-    /// Item i is `record ordinals[i]` of the input named by the submission's origin (1-based, counting every
-    /// record of the file, accepted or not).
-    Ordinals(Vec<u64>),
+    /// Item i started at `line lines[i]` of the input named by the submission's origin (0: unknown).
+    Lines(Vec<u64>),
     /// Item i is `record i+1` of one request or generated batch; `context` names it (`request 7f3a`).
     Records { context: String },
 }
@@ -57,10 +56,10 @@ pub enum Locations {
 impl Locations {
     fn describe(&self, index: usize) -> String {
         match self {
-            Locations::Ordinals(ordinals) => format!(
-                "record {}",
-                ordinals.get(index).copied().unwrap_or(index as u64 + 1)
-            ),
+            Locations::Lines(lines) => match lines.get(index) {
+                Some(&line) if line > 0 => format!("line {line}"),
+                _ => format!("record {}", index + 1),
+            },
             Locations::Records { context } if context.is_empty() => format!("record {}", index + 1),
             Locations::Records { context } => format!("record {} of {context}", index + 1),
         }

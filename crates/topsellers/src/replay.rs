@@ -250,6 +250,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                     ReadBatch::Items {
                         items,
                         ordinals,
+                        lines,
                         bytes_read,
                     } => {
                         file_records = ordinals.last().copied().unwrap_or(file_records);
@@ -259,7 +260,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                             items,
                             source: "replay",
                             origin: origin.clone(),
-                            locations: Locations::Ordinals(ordinals),
+                            locations: Locations::Lines(lines),
                         })?;
                         account(&mut summary, &outcome);
                         bar.set_position(done_bytes + bytes_read);
@@ -316,7 +317,10 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
 enum ReadBatch {
     Items {
         items: Vec<Parsed>,
+        /// Position of each item among the file's records (what a resumed replay skips by).
         ordinals: Vec<u64>,
+        /// Line where each event started (0 for other items), for dead letters.
+        lines: Vec<u64>,
         bytes_read: u64,
     },
     End(ReadEnd),
@@ -341,12 +345,18 @@ fn read_batches(
     loop {
         let mut items: Vec<Parsed> = Vec::with_capacity(batch_size);
         let mut ordinals: Vec<u64> = Vec::with_capacity(batch_size);
-        for item in reader.by_ref() {
+        let mut lines: Vec<u64> = Vec::with_capacity(batch_size);
+        while let Some(item) = reader.next() {
             ordinal += 1;
             if ordinal <= resume_after {
                 continue;
             }
             ordinals.push(ordinal);
+            lines.push(if matches!(item, Parsed::Event(_)) {
+                reader.last_event_line()
+            } else {
+                0
+            });
             items.push(item);
             if items.len() == batch_size {
                 break;
@@ -360,6 +370,7 @@ fn read_batches(
             .send(ReadBatch::Items {
                 items,
                 ordinals,
+                lines,
                 bytes_read,
             })
             .is_err()
