@@ -203,7 +203,15 @@
     const sample = state.lists.get(state.category);
     const computedAt = sample && sample.computed_at ? new Date(sample.computed_at) : null;
     const asOf = sample && sample.as_of ? new Date(sample.as_of) : null;
-    $("as-of").textContent = asOf ? "as of " + asOf.toLocaleString() : "";
+    // `as_of` is the end of the current time bucket, which for live data lies up to a bucket in the future: show
+    // when the results were computed, and how far the data reaches only when that is clearly in the past
+    // (results of a replayed history).
+    let asOfText = "";
+    if (asOf && computedAt && asOf.getTime() < computedAt.getTime() - 2 * 60 * 1000) {
+      asOfText = "data up to " + asOf.toLocaleString() + " · ";
+    }
+    if (computedAt) asOfText += "updated " + computedAt.toLocaleTimeString();
+    $("as-of").textContent = asOfText;
 
     let pillClass = "pill-live";
     let pillText = "live";
