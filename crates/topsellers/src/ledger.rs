@@ -25,6 +25,25 @@ struct PathEntry {
     /// xxh3-128 of the whole content, hex.
     content_hash: String,
     records: u64,
+    /// Whether the file ended with a line break. When it did not, its last record may have been cut mid-way by a
+    /// writer still appending: a longer version can then not be continued safely.
+    #[serde(default = "yes")]
+    ends_with_newline: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn ends_with_newline(path: &Path, size: u64) -> Result<bool> {
+    if size == 0 {
+        return Ok(true);
+    }
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    file.seek(SeekFrom::Start(size - 1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 /// xxh3-128 of the first `len` bytes of a file.
@@ -101,6 +120,12 @@ pub enum FileStatus {
         records: u64,
         old_size: u64,
     },
+    /// Grew since it was replayed, but its old version ended without a line break: its last record may have been
+    /// read cut short, so neither skipping nor re-reading that record is known to be right.
+    GrownAfterCutLine {
+        records: u64,
+        old_size: u64,
+    },
 }
 
 /// The replay ledger lives in the store's metadata and is only ever written together with a checkpoint, so it
@@ -124,7 +149,12 @@ impl ReplayLedger {
             format!("the replay ledger entry for {} is damaged", path.display())
         })?;
         let grown = fp.size > old.size && content_hash(path, old.size)? == old.content_hash;
-        Ok(if grown {
+        Ok(if grown && !old.ends_with_newline {
+            FileStatus::GrownAfterCutLine {
+                records: old.records,
+                old_size: old.size,
+            }
+        } else if grown {
             FileStatus::Grown {
                 records: old.records,
                 old_size: old.size,
@@ -157,6 +187,7 @@ impl ReplayLedger {
             size: fp.size,
             content_hash: content_hash(path, fp.size)?,
             records,
+            ends_with_newline: ends_with_newline(path, fp.size)?,
         };
         Ok([
             (fp.key(DONE_PREFIX), note),

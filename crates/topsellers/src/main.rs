@@ -105,7 +105,8 @@ enum Command {
         /// Either reads back with `topsellers replay` and no [input] section.
         #[arg(long)]
         out: PathBuf,
-        /// Time of the first event (RFC 3339); default one day ago.
+        /// Time of the first event (RFC 3339); default: so that the last event is now (at the configured
+        /// [demo] rate_per_sec), which makes the generated purchases visible in every window.
         #[arg(long)]
         start: Option<String>,
     },
@@ -217,7 +218,10 @@ fn run(cli: Cli) -> Result<()> {
                         format!("--start {s:?} is not an RFC 3339 time like 2026-11-01T00:00:00Z")
                     })?
                     .as_millisecond(),
-                None => node::wall_clock_ms() - 86_400_000,
+                None => {
+                    let span_ms = events as f64 / config.demo.rate_per_sec.max(0.01) * 1000.0;
+                    node::wall_clock_ms() - span_ms as i64
+                }
             };
             let written = topsellers_gen::write_events(&config.demo, events, start_ms, &out)
                 .with_context(|| format!("cannot write {}", out.display()))?;

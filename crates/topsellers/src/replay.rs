@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use topsellers_ingest::{FileReader, InputConfig, Parsed, Redactions};
 use topsellers_server::{Metrics, Results};
 
-const READ_EXTENSIONS: &[&str] = &["csv", "jsonl", "ndjson", "json", "tsv", "txt"];
+const READ_EXTENSIONS: &[&str] = &["csv", "jsonl", "ndjson", "json", "tsv"];
 
 #[derive(Debug, Default)]
 pub struct ReplaySummary {
@@ -21,6 +21,7 @@ pub struct ReplaySummary {
     pub unreadable_files: Vec<String>,
     pub already_replayed: Vec<String>,
     pub resumed_files: usize,
+    pub grown_files: usize,
     /// Stopped by SIGINT/SIGTERM; the data directory holds everything up to where it stopped.
     pub interrupted: bool,
     pub redactions: Redactions,
@@ -80,6 +81,12 @@ impl ReplaySummary {
         }
         if self.interrupted {
             outln!("  INTERRUPTED by a signal: everything read so far is saved; run the same command again to continue");
+        }
+        if self.grown_files > 0 {
+            outln!(
+                "  files that grew since they were replayed (only new records read): {}",
+                self.grown_files
+            );
         }
         if self.resumed_files > 0 {
             outln!(
@@ -172,14 +179,17 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
         };
         let resume_after = match ReplayLedger::status(&core, &fingerprint, file)? {
             FileStatus::Done(earlier) => {
-                bar.suspend(|| {
-                    eprintln!(
-                        "topsellers: {} was already replayed into {} ({earlier}); not counting it again (use a new \
-                         data directory to rebuild from scratch)",
-                        file.display(),
-                        config.data_dir.display()
-                    )
-                });
+                // One line per file for the first few; the summary counts them all.
+                if summary.already_replayed.len() < 3 {
+                    bar.suspend(|| {
+                        eprintln!(
+                            "topsellers: {} was already replayed into {} ({earlier}); not counting it again (use a \
+                             new data directory to rebuild from scratch)",
+                            file.display(),
+                            config.data_dir.display()
+                        )
+                    });
+                }
                 summary.already_replayed.push(file.display().to_string());
                 done_bytes += fingerprint.size;
                 bar.set_position(done_bytes);
@@ -204,8 +214,22 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                         fingerprint.size
                     )
                 });
-                summary.resumed_files += 1;
+                summary.grown_files += 1;
                 records
+            }
+            FileStatus::GrownAfterCutLine { records, old_size } => {
+                let msg = format!(
+                    "{} grew since it was replayed into {} ({records} records, {old_size} bytes), but back then it \
+                     ended without a line break, so its last record may have been read cut short; continuing could \
+                     miss or double count that record. Replay complete files (ending with a line break), or replay \
+                     into a new data directory to rebuild from scratch",
+                    file.display(),
+                    config.data_dir.display()
+                );
+                bar.suspend(|| eprintln!("topsellers: {msg}"));
+                summary.unreadable_files.push(msg);
+                done_bytes += fingerprint.size;
+                continue;
             }
             FileStatus::Changed { records, old_size } => {
                 let msg = format!(

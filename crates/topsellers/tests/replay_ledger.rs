@@ -107,3 +107,38 @@ fn same_grown_and_edited_files() {
         [("A".into(), 14), ("C".into(), 5), ("B".into(), 2)]
     );
 }
+
+#[test]
+fn a_file_that_ended_mid_line_and_then_grew_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[node]\nidle_advance = false\n").unwrap();
+    let data = dir.path().join("d");
+    let file = dir.path().join("live.csv");
+    // A writer was still appending: the last line is cut ("1" of what becomes "12").
+    let head = format!(
+        "{HEADER}{}{}",
+        row(1, "A", 1),
+        ",2026-01-01T10:00:02Z,B,toys,1"
+    );
+    std::fs::write(&file, &head).unwrap();
+    let out = run(
+        &["replay", "--no-progress", file.to_str().unwrap()],
+        &config,
+        &data,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&file, format!("{head}2,1.00,USD\n{}", row(3, "C", 1))).unwrap();
+    let out = run(
+        &["replay", "--no-progress", file.to_str().unwrap()],
+        &config,
+        &data,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("without a line break"), "{err}");
+}
