@@ -36,6 +36,42 @@ fn stored_results(config: &Path, dir: &Path) -> Value {
     v
 }
 
+/// Writes `n` generated purchases starting 2026-01-01 (fixed, so runs compare).
+fn generate_events(n: u64, path: &Path) {
+    let out = std::process::Command::new(bin())
+        .args([
+            "generate",
+            "--events",
+            &n.to_string(),
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--out",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The reference every interrupted run is held to: one uninterrupted replay of the same file.
+fn clean_replay(config: &Path, events: &Path, dir: &Path) -> Value {
+    let out = run(
+        &["replay", "--no-progress", events.to_str().unwrap()],
+        config,
+        dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stored_results(config, dir)
+}
+
 /// A small deterministic generator for kill delays, so a failure can be reproduced from the printed seed.
 struct XorShift(u64);
 impl XorShift {
@@ -53,37 +89,10 @@ fn kill_9_at_random_points_loses_and_doubles_nothing() {
     let config = work.path().join("crash.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let events = work.path().join("events.jsonl");
-    let out = std::process::Command::new(bin())
-        .args([
-            "generate",
-            "--events",
-            "40000",
-            "--start",
-            "2026-01-01T00:00:00Z",
-            "--out",
-        ])
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    generate_events(40000, &events);
 
     // The reference: one uninterrupted replay of the same file.
-    let reference_dir = work.path().join("reference");
-    let out = run(
-        &["replay", "--no-progress", events.to_str().unwrap()],
-        &config,
-        &reference_dir,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reference = stored_results(&config, &reference_dir);
+    let reference = clean_replay(&config, &events, &work.path().join("reference"));
 
     // The crash run: post in batches over HTTP while another thread kill -9s the server at random moments.
     let lines: Vec<String> = std::fs::read_to_string(&events)
@@ -186,36 +195,9 @@ fn a_replay_killed_half_way_and_run_again_counts_everything_once() {
     )
     .unwrap();
     let events = work.path().join("events.csv");
-    let out = std::process::Command::new(bin())
-        .args([
-            "generate",
-            "--events",
-            "200000",
-            "--start",
-            "2026-01-01T00:00:00Z",
-            "--out",
-        ])
-        .arg(&events)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    generate_events(200000, &events);
 
-    let reference_dir = work.path().join("reference");
-    let out = run(
-        &["replay", "--no-progress", events.to_str().unwrap()],
-        &config,
-        &reference_dir,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reference = stored_results(&config, &reference_dir);
+    let reference = clean_replay(&config, &events, &work.path().join("reference"));
 
     let dir = work.path().join("interrupted");
     let seed = std::time::SystemTime::now()
