@@ -167,8 +167,27 @@ impl ReplayLedger {
         })
     }
 
-    pub fn partial_entry(fp: &FileFingerprint, records: u64) -> (String, String) {
-        (fp.key(PARTIAL_PREFIX), records.to_string())
+    /// The entries that say how far an unfinished file was read: under its fingerprint (the same file, run again,
+    /// resumes there) and, once something was read, under its path with a hash of the bytes read so far (a longer
+    /// version of the file, written on meanwhile, also resumes there instead of being read twice).
+    pub fn partial_entries(
+        fp: &FileFingerprint,
+        path: &Path,
+        records: u64,
+        bytes_read: u64,
+    ) -> Result<Vec<(String, String)>> {
+        let mut entries = vec![(fp.key(PARTIAL_PREFIX), records.to_string())];
+        if bytes_read > 0 {
+            let entry = PathEntry {
+                size: bytes_read,
+                content_hash: content_hash(path, bytes_read)?,
+                records,
+                // The records read so far were each followed by more of the file, so none was cut short.
+                ends_with_newline: true,
+            };
+            entries.push((path_key(path), serde_json::to_string(&entry)?));
+        }
+        Ok(entries)
     }
 
     /// The entries that mark a file finished: under its fingerprint, and under its path (with a hash of the whole

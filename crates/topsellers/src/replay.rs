@@ -263,6 +263,8 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
         );
         let origin = format!("file:{}", file.display());
         let mut file_records = resume_after;
+        // Bytes of the file the records admitted so far were read from (0 until the first batch of this run).
+        let mut file_bytes = 0u64;
         // Parsing runs on its own thread, one batch ahead of the aggregator: the two halves take similar time, and
         // there are two cores.
         let (tx, rx) = std::sync::mpsc::sync_channel::<ReadBatch>(2);
@@ -278,6 +280,7 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                         bytes_read,
                     } => {
                         file_records = ordinals.last().copied().unwrap_or(file_records);
+                        file_bytes = bytes_read;
                         summary.records += items.len() as u64;
                         // Not logged: the file is the log. The checkpoint below stores how far it was read.
                         let outcome = core.admit_unlogged(Submission {
@@ -290,7 +293,12 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                         bar.set_position(done_bytes + bytes_read);
                         if core.checkpoint_due() {
                             let mut ledger = std::mem::take(&mut pending_ledger);
-                            ledger.push(ReplayLedger::partial_entry(&fingerprint, file_records));
+                            ledger.extend(ReplayLedger::partial_entries(
+                                &fingerprint,
+                                file,
+                                file_records,
+                                file_bytes,
+                            )?);
                             core.checkpoint_with_meta(&results, &as_pairs(&ledger))?;
                         }
                         if stop.load(Ordering::SeqCst) {
@@ -306,7 +314,12 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
             Ok(end)
         })?;
         if summary.interrupted {
-            pending_ledger.push(ReplayLedger::partial_entry(&fingerprint, file_records));
+            pending_ledger.extend(ReplayLedger::partial_entries(
+                &fingerprint,
+                file,
+                file_records,
+                file_bytes,
+            )?);
             break;
         }
         if let Some(e) = read_end.error {
@@ -319,7 +332,12 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
             summary
                 .unreadable_files
                 .push(format!("{}: {e}", file.display()));
-            pending_ledger.push(ReplayLedger::partial_entry(&fingerprint, file_records));
+            pending_ledger.extend(ReplayLedger::partial_entries(
+                &fingerprint,
+                file,
+                file_records,
+                file_bytes,
+            )?);
         } else {
             pending_ledger.extend(ReplayLedger::done_entries(
                 &fingerprint,
