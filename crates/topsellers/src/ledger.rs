@@ -128,6 +128,27 @@ pub enum FileStatus {
     },
 }
 
+impl FileStatus {
+    /// Why a file in this state is not read, with the fix; only for the refused states.
+    pub fn refusal(&self, file: &Path, data_dir: &Path) -> String {
+        let (file, data_dir) = (file.display(), data_dir.display());
+        match self {
+            FileStatus::GrownAfterCutLine { records, old_size } => format!(
+                "{file} grew since it was replayed into {data_dir} ({records} records, {old_size} bytes), but back \
+                 then it ended without a line break, so its last record may have been read cut short; continuing \
+                 could miss or double count that record. Replay complete files (ending with a line break), or \
+                 replay into a new data directory to rebuild from scratch"
+            ),
+            FileStatus::Changed { records, old_size } => format!(
+                "{file} was replayed into {data_dir} before ({records} records, {old_size} bytes) and has changed \
+                 since, not only grown at its end; reading it again would count its purchases twice. Restore the \
+                 original file, or replay into a new data directory to rebuild from scratch"
+            ),
+            other => format!("{file} is not refused ({other:?})"),
+        }
+    }
+}
+
 /// The replay ledger lives in the store's metadata and is only ever written together with a checkpoint, so it
 /// always describes exactly the state that is durable.
 pub struct ReplayLedger;

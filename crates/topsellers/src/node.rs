@@ -136,23 +136,8 @@ impl NodeCore {
             "limits.currency, limits.price_decimals and node.idle_advance",
         )?;
         let started = Instant::now();
-        let (mut engine, covers_seq) = match store.load_checkpoint()? {
-            Some(cp) => (
-                Engine::restore(config.engine.clone(), &cp.state).with_context(|| {
-                    format!("cannot restore the checkpoint in {}", dir.display())
-                })?,
-                cp.covers_seq,
-            ),
-            None => (Engine::new(config.engine.clone())?, 0),
-        };
-        let mut replayed = 0u64;
-        store.read_after(covers_seq, &mut |_, records| {
-            for r in &records {
-                engine.apply(r);
-            }
-            replayed += records.len() as u64;
-            Ok(())
-        })?;
+        let (engine, covers_seq, replayed) = recover_engine(&store, &config.engine)
+            .with_context(|| format!("cannot recover the aggregator from {}", dir.display()))?;
         let version = store.load_results()?.map_or(0, |s| s.version);
         if covers_seq > 0 || replayed > 0 {
             tracing::info!(
@@ -216,8 +201,12 @@ impl NodeCore {
         log: bool,
     ) -> Result<Vec<BatchOutcome>> {
         let now_ms = wall_clock_ms();
-        let mut records =
-            Vec::with_capacity(groups.iter().map(|g| g.items.len()).sum::<usize>() + 1);
+        let mut records = if log {
+            Vec::with_capacity(groups.iter().map(|g| g.items.len()).sum::<usize>() + 1)
+        } else {
+            Vec::new()
+        };
+        let mut unlogged = 0u64;
         if let Some(now) = tick_ms {
             self.engine.tick(now);
             records.push(LogRecord::Tick { now_ms: now });
@@ -256,7 +245,12 @@ impl NodeCore {
                         if ev.is_refund() {
                             outcome.refunds += 1;
                         }
-                        records.push(LogRecord::Event(ev));
+                        // Unlogged (replay) admissions only need counting: the file is their log.
+                        if log {
+                            records.push(LogRecord::Event(ev));
+                        } else {
+                            unlogged += 1;
+                        }
                     }
                     Admission::Duplicate => outcome.duplicates += 1,
                     Admission::Late { watermark_ms } => {
@@ -273,8 +267,8 @@ impl NodeCore {
             outcomes.push(outcome);
         }
         if !log {
-            self.records_since_checkpoint += records.len() as u64;
-            self.changed_since_snapshot |= !records.is_empty();
+            self.records_since_checkpoint += unlogged;
+            self.changed_since_snapshot |= unlogged > 0;
         } else if !records.is_empty() {
             if let Err(e) = self.store.append(&records) {
                 self.metrics.inc_log_append_errors(1);
@@ -316,19 +310,7 @@ impl NodeCore {
     }
 
     fn rebuild_engine_from_store(&mut self) -> Result<()> {
-        let (mut engine, covers) = match self.store.load_checkpoint()? {
-            Some(cp) => (
-                Engine::restore(self.engine_config.clone(), &cp.state)?,
-                cp.covers_seq,
-            ),
-            None => (Engine::new(self.engine_config.clone())?, 0),
-        };
-        self.store.read_after(covers, &mut |_, records| {
-            for r in &records {
-                engine.apply(r);
-            }
-            Ok(())
-        })?;
+        let (engine, _, _) = recover_engine(&self.store, &self.engine_config)?;
         self.engine = engine;
         self.changed_since_snapshot = true;
         Ok(())
@@ -445,6 +427,27 @@ fn late_letter(
         record: serde_json::to_string(ev).unwrap_or_default(),
         at_ms: now_ms,
     }
+}
+
+/// The aggregator as the store holds it: the last checkpoint, then every log record behind it. Returns the engine,
+/// the log position the checkpoint covered and how many records were replayed on top.
+fn recover_engine(store: &EmbeddedStore, config: &EngineConfig) -> Result<(Engine, u64, u64)> {
+    let (mut engine, covers_seq) = match store.load_checkpoint()? {
+        Some(cp) => (
+            Engine::restore(config.clone(), &cp.state).context("cannot restore the checkpoint")?,
+            cp.covers_seq,
+        ),
+        None => (Engine::new(config.clone())?, 0),
+    };
+    let mut replayed = 0u64;
+    store.read_after(covers_seq, &mut |_, records| {
+        for r in &records {
+            engine.apply(r);
+        }
+        replayed += records.len() as u64;
+        Ok(())
+    })?;
+    Ok((engine, covers_seq, replayed))
 }
 
 /// A data directory is bound to the settings that give its contents their meaning; opening it with others would

@@ -217,28 +217,8 @@ pub fn run(config: &Config, inputs: &[PathBuf], show_progress: bool) -> Result<R
                 summary.grown_files += 1;
                 records
             }
-            FileStatus::GrownAfterCutLine { records, old_size } => {
-                let msg = format!(
-                    "{} grew since it was replayed into {} ({records} records, {old_size} bytes), but back then it \
-                     ended without a line break, so its last record may have been read cut short; continuing could \
-                     miss or double count that record. Replay complete files (ending with a line break), or replay \
-                     into a new data directory to rebuild from scratch",
-                    file.display(),
-                    config.data_dir.display()
-                );
-                bar.suspend(|| eprintln!("topsellers: {msg}"));
-                summary.unreadable_files.push(msg);
-                done_bytes += fingerprint.size;
-                continue;
-            }
-            FileStatus::Changed { records, old_size } => {
-                let msg = format!(
-                    "{} was replayed into {} before ({records} records, {old_size} bytes) and has changed since, \
-                     not only grown at its end; reading it again would count its purchases twice. Restore the \
-                     original file, or replay into a new data directory to rebuild from scratch",
-                    file.display(),
-                    config.data_dir.display()
-                );
+            refused @ (FileStatus::Changed { .. } | FileStatus::GrownAfterCutLine { .. }) => {
+                let msg = refused.refusal(file, &config.data_dir);
                 bar.suspend(|| eprintln!("topsellers: {msg}"));
                 summary.unreadable_files.push(msg);
                 done_bytes += fingerprint.size;
