@@ -17,7 +17,9 @@ mod category;
 mod dead_letter;
 mod event;
 mod log;
+mod merge;
 mod money;
+mod partition;
 mod ranking;
 mod window;
 
@@ -25,7 +27,9 @@ pub use category::{CategoryError, CategoryPath, SITE_WIDE};
 pub use dead_letter::{DeadLetter, RejectReason};
 pub use event::{PurchaseEvent, MAX_EVENT_ID_LEN, MAX_ITEM_ID_LEN, MAX_ITEM_NAME_LEN};
 pub use log::LogRecord;
+pub use merge::{merge_snapshots, MergeError};
 pub use money::{parse_decimal_minor, MoneyError};
+pub use partition::{home_partition, murmur2};
 pub use ranking::{rank_order, RankedItem, Snapshot, TopList, WindowBounds};
 pub use window::{WindowError, WindowSpec};
 
