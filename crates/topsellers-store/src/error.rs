@@ -110,6 +110,94 @@ pub enum StoreError {
 
     #[error("cannot encode {what}: {detail}; this is a bug in topsellers, please report it")]
     Encode { what: &'static str, detail: String },
+
+    // The partition store (`crate::partitions`). These name the store by its `describe()` text rather
+    // than a path, because the same errors come from every backend (SQLite, Cassandra, Redis).
+    #[error(
+        "{store} holds the state of a topic with {stored} partitions, but this process sees {given}; a changed \
+         partition count sends keys to other partitions, so the stored checkpoints no longer apply: use a new \
+         namespace (topic or consumer group) and replay the topic, or run with the original topic"
+    )]
+    PartitionCountChanged {
+        store: String,
+        stored: u32,
+        given: u32,
+    },
+
+    #[error(
+        "{store} was written with the settings {stored:?}, but this process runs with {given:?}; run with the \
+         stored settings, or use a new namespace (topic or consumer group) and replay the topic to apply the new ones"
+    )]
+    SettingsChanged {
+        store: String,
+        stored: String,
+        given: String,
+    },
+
+    #[error(
+        "{store} has no binding yet; call bind with the topic's partition count and the engine settings before \
+         claiming partitions"
+    )]
+    NotBound { store: String },
+
+    #[error(
+        "partition {partition} does not exist in {store}, which is bound to a topic with {partitions} partitions \
+         (0 to {}); check the topic the consumer reads",
+        partitions.saturating_sub(1)
+    )]
+    PartitionOutOfRange {
+        store: String,
+        partition: u32,
+        partitions: u32,
+    },
+
+    #[error(
+        "partition {partition} of {store} is now at epoch {current}, this owner holds epoch {epoch}: another \
+         process claimed it since (or it was never claimed); stop processing the partition, its current owner \
+         carries on from the last checkpoint"
+    )]
+    Fenced {
+        store: String,
+        partition: u32,
+        epoch: u64,
+        current: u64,
+    },
+
+    #[error(
+        "checkpoint of partition {partition} at offset {next_offset} would move back from the stored one at \
+         offset {stored} in {store}; only checkpoint state resumed from the stored checkpoint (Claim::checkpoint)"
+    )]
+    PartitionCheckpointBehind {
+        store: String,
+        partition: u32,
+        next_offset: i64,
+        stored: i64,
+    },
+
+    #[error(
+        "results of partition {partition} at offset {next_offset} version {version} would not move forward from \
+         the stored results at offset {stored_offset} version {stored_version} in {store}; publish only after \
+         catching up to the stored offset, with a version above the stored one (Claim::results says where they stand)"
+    )]
+    ResultsBehind {
+        store: String,
+        partition: u32,
+        next_offset: i64,
+        version: u64,
+        stored_offset: i64,
+        stored_version: u64,
+    },
+
+    #[error(
+        "{store}: the stored {what} of partition {partition} is damaged or in an unknown format ({detail}); \
+         run the topsellers version that wrote it, or start the namespace over and replay the topic"
+    )]
+    CorruptPartition {
+        store: String,
+        partition: u32,
+        what: &'static str,
+        detail: String,
+    },
 }
 
 impl StoreError {
@@ -160,8 +248,16 @@ impl StoreError {
     pub fn is_corrupt(&self) -> bool {
         matches!(
             self,
-            StoreError::Corrupt { .. } | StoreError::CorruptEntry { .. }
+            StoreError::Corrupt { .. }
+                | StoreError::CorruptEntry { .. }
+                | StoreError::CorruptPartition { .. }
         )
+    }
+
+    /// True for [`StoreError::Fenced`]: the partition has a newer owner, so this one must stop
+    /// processing it (retrying cannot help).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced { .. })
     }
 }
 
