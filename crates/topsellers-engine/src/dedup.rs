@@ -1,8 +1,12 @@
-//! Remembering event ids long enough to drop producer retries.
+//! Remembering purchase lines long enough to drop producer retries.
 //!
-//! An id is remembered, as a 128-bit hash (fixed memory per id whatever its length), together with the
-//! event time of the accepted event that carried it. It counts as seen while that time is at or after
-//! the watermark: a retry of an older event would be late anyway, so its id may be forgotten.
+//! A duplicate is the same event id *for the same item*: one order (one id) may hold several items,
+//! and those are different lines. The rule is also the only one a topic keyed by item id can keep, as
+//! two items with one id may live in two partitions whose engines never meet. So the key is the pair
+//! (event id, item id), remembered as a 128-bit hash (fixed memory per line whatever the lengths of
+//! the ids) together with the event time of the accepted event that carried it. It counts as seen while
+//! that time is at or after the watermark: a retry of an older event would be late anyway, so its key
+//! may be forgotten.
 //!
 //! The ids live in one open-addressing table built for this job: the keys are already uniformly random
 //! (hashes), so a key's slot is its low bits, and a slot holds the key and the time together, so a
@@ -12,6 +16,7 @@
 //! the slots are in use, the table is rebuilt with only the live ids, at four times their number, so
 //! each insert moves at most about one entry in rebuilds.
 
+use topsellers_model::{MAX_EVENT_ID_LEN, MAX_ITEM_ID_LEN};
 use xxhash_rust::xxh3::xxh3_128;
 
 /// A remembered id: the two halves of its 128-bit hash (never both zero; all-zero marks an empty slot)
@@ -52,8 +57,35 @@ impl Default for Dedup {
     }
 }
 
-/// The id's key: its xxh3-128 hash, with the all-zero value (which marks empty slots) moved to 1.
-pub(crate) fn id_key(event_id: &str) -> u128 {
+/// Separates the event id from the item id in the hashed bytes. 0xFF never occurs in UTF-8, so
+/// ("ab", "c") and ("a", "bc") hash different bytes: no two pairs of strings share an encoding.
+const SEPARATOR: u8 = 0xFF;
+
+/// Ids up to the lengths ingest allows are joined on the stack; longer ones (an engine fed without
+/// ingest's limits) take the heap, with the same bytes and so the same key.
+const JOINED_ON_STACK: usize = MAX_EVENT_ID_LEN + 1 + MAX_ITEM_ID_LEN;
+
+/// The key of a purchase line: the xxh3-128 hash of its event id, [`SEPARATOR`] and its item id, with
+/// the all-zero value (which marks empty slots) moved to 1.
+pub(crate) fn line_key(event_id: &str, item_id: &str) -> u128 {
+    let (id, item) = (event_id.as_bytes(), item_id.as_bytes());
+    let len = id.len() + 1 + item.len();
+    let hash = if len <= JOINED_ON_STACK {
+        let mut joined = [0u8; JOINED_ON_STACK];
+        joined[..id.len()].copy_from_slice(id);
+        joined[id.len()] = SEPARATOR;
+        joined[id.len() + 1..len].copy_from_slice(item);
+        xxh3_128(&joined[..len])
+    } else {
+        xxh3_128(&[id, &[SEPARATOR], item].concat())
+    };
+    hash.max(1)
+}
+
+/// The key of an event id alone, as checkpoints of format 1 hold them (when a duplicate was the same
+/// id whatever the item): an engine restored from one keeps those keys until they expire, so a retry of
+/// an event accepted before the upgrade is still a duplicate.
+pub(crate) fn legacy_id_key(event_id: &str) -> u128 {
     xxh3_128(event_id.as_bytes()).max(1)
 }
 
@@ -186,6 +218,36 @@ impl Dedup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn id_key(event_id: &str) -> u128 {
+        line_key(event_id, "item")
+    }
+
+    #[test]
+    fn the_key_is_the_pair_of_event_id_and_item_id() {
+        assert_eq!(line_key("e1", "a"), line_key("e1", "a"));
+        assert_ne!(line_key("e1", "a"), line_key("e1", "b"));
+        assert_ne!(line_key("e1", "a"), line_key("e2", "a"));
+        // The separator keeps the boundary: the same concatenation split elsewhere is another line.
+        assert_ne!(line_key("ab", "c"), line_key("a", "bc"));
+        assert_ne!(line_key("", "ab"), line_key("ab", ""));
+        assert_eq!(line_key("e1", "a"), xxh3_128(b"e1\xffa").max(1));
+    }
+
+    #[test]
+    fn long_ids_hash_the_same_bytes_on_the_heap() {
+        let id = "i".repeat(MAX_EVENT_ID_LEN);
+        let item = "x".repeat(MAX_ITEM_ID_LEN);
+        let joined = |id: &str, item: &str| [id.as_bytes(), &[0xFF], item.as_bytes()].concat();
+        // Exactly the stack buffer, and one byte past it.
+        assert_eq!(line_key(&id, &item), xxh3_128(&joined(&id, &item)).max(1));
+        let longer = format!("{item}y");
+        assert_eq!(
+            line_key(&id, &longer),
+            xxh3_128(&joined(&id, &longer)).max(1)
+        );
+        assert_ne!(line_key(&id, &item), line_key(&id, &longer));
+    }
 
     #[test]
     fn ids_count_while_their_time_is_not_late() {

@@ -2,7 +2,7 @@
 
 use crate::catalog::{item_hash, Catalog};
 use crate::config::EngineConfig;
-use crate::dedup::{id_key, Dedup};
+use crate::dedup::{legacy_id_key, line_key, Dedup};
 use crate::error::EngineError;
 use crate::topk::Rankings;
 use crate::windows::WindowState;
@@ -17,7 +17,8 @@ use topsellers_model::{
 pub enum Admission {
     /// Counted.
     Accepted,
-    /// An event with the same `event_id` was accepted before (and is not yet behind the watermark).
+    /// An event with the same `event_id` for the same `item_id` was accepted before (and is not yet
+    /// behind the watermark).
     Duplicate,
     /// The event time is before the watermark; the event was not counted.
     Late { watermark_ms: i64 },
@@ -42,7 +43,7 @@ pub struct EngineStats {
     pub buckets: u64,
     /// (series, bucket) pairs kept: what bounds memory.
     pub bucket_entries: u64,
-    /// Event ids remembered for dedup.
+    /// (event id, item id) lines remembered for dedup.
     pub dedup_ids: u64,
     /// Rough heap footprint of the whole state.
     pub approx_state_bytes: u64,
@@ -70,6 +71,10 @@ pub struct Engine {
     pub(crate) catalog: Catalog,
     pub(crate) windows: WindowState,
     pub(crate) dedup: Dedup,
+    /// Id-only keys from a format-1 checkpoint (written when a duplicate was the same id whatever the
+    /// item), kept until the watermark passes them so that retries of events accepted before the
+    /// upgrade stay duplicates; `None` once they have expired, and in every engine that never read one.
+    pub(crate) legacy_dedup: Option<Dedup>,
     rankings: Rankings,
     pub(crate) counters: Counters,
 }
@@ -78,14 +83,24 @@ pub struct Engine {
 /// busy, few enough that a stage's reads fit in the processor's reorder window.
 const BATCH_GROUP: usize = 16;
 
-/// The dedup key of an event's id. An empty id identifies nothing; treating it as an id would make all
-/// such events duplicates.
+/// The dedup key of an event: its (event id, item id) line, so two items under one id (two lines of
+/// one order) are two events. An empty id identifies nothing; treating it as an id would make all such
+/// events of an item duplicates.
 #[inline]
 fn event_key(ev: &PurchaseEvent) -> Option<u128> {
     ev.event_id
         .as_deref()
         .filter(|id| !id.is_empty())
-        .map(id_key)
+        .map(|id| line_key(id, &ev.item_id))
+}
+
+/// Whether `ev`'s id alone is among the keys inherited from a format-1 checkpoint: the old rule, for
+/// the ids accepted before the upgrade, until they expire.
+#[cold]
+fn is_legacy_duplicate(legacy: &Dedup, ev: &PurchaseEvent, watermark_ms: i64) -> bool {
+    ev.event_id
+        .as_deref()
+        .is_some_and(|id| legacy.is_duplicate(legacy_id_key(id), watermark_ms))
 }
 
 impl Engine {
@@ -113,6 +128,7 @@ impl Engine {
             catalog,
             windows,
             dedup: Dedup::default(),
+            legacy_dedup: None,
             rankings: Rankings::default(),
             counters: Counters::default(),
         })
@@ -254,7 +270,14 @@ impl Engine {
     #[inline]
     fn admit_keyed(&mut self, ev: &PurchaseEvent, key: Option<u128>) -> Admission {
         let watermark_ms = self.watermark_ms();
-        if key.is_some_and(|k| self.dedup.is_duplicate(k, watermark_ms)) {
+        let duplicate = key.is_some_and(|k| {
+            self.dedup.is_duplicate(k, watermark_ms)
+                || self
+                    .legacy_dedup
+                    .as_ref()
+                    .is_some_and(|legacy| is_legacy_duplicate(legacy, ev, watermark_ms))
+        });
+        if duplicate {
             self.counters.duplicates += 1;
             return Admission::Duplicate;
         }
@@ -384,10 +407,11 @@ impl Engine {
             series: self.catalog.series.len() as u64,
             buckets: self.windows.buckets.len() as u64,
             bucket_entries: self.windows.bucket_entries() as u64,
-            dedup_ids: self.dedup.len() as u64,
+            dedup_ids: (self.dedup.len() + self.legacy_dedup.as_ref().map_or(0, Dedup::len)) as u64,
             approx_state_bytes: self.catalog.approx_bytes()
                 + self.windows.approx_bytes()
-                + self.dedup.approx_bytes(),
+                + self.dedup.approx_bytes()
+                + self.legacy_dedup.as_ref().map_or(0, Dedup::approx_bytes),
         }
     }
 
@@ -431,7 +455,14 @@ impl Engine {
     #[cold]
     fn new_bucket(&mut self, bucket: i64) {
         self.windows.advance(&self.catalog, bucket);
-        self.dedup.forget_before(self.watermark_ms());
+        let watermark = self.watermark_ms();
+        self.dedup.forget_before(watermark);
+        if let Some(legacy) = &mut self.legacy_dedup {
+            legacy.forget_before(watermark);
+            if legacy.len() == 0 {
+                self.legacy_dedup = None;
+            }
+        }
     }
 
     /// After a restore: state is in place, rankings are recomputed on the next snapshot.

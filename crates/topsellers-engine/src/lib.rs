@@ -2,9 +2,9 @@
 //!
 //! Purchase events go in through [`Engine::admit`] (or [`Engine::apply`] for log records, or
 //! [`Engine::admit_batch`] for a slice of events: same results, with memory reads overlapped); the engine
-//! drops duplicates and late events, counts every accepted one exactly in event-time buckets, rolls
-//! each sale up to every ancestor category and the site-wide list `""`, slides the windows as event time
-//! advances, and hands out every ranking at once with [`Engine::snapshot`]. It is pure: no I/O and no
+//! drops duplicates (the same event id for the same item) and late events, counts every accepted one
+//! exactly in event-time buckets, rolls each sale up to every ancestor category and the site-wide list
+//! `""`, slides the windows as event time advances, and hands out every ranking at once with [`Engine::snapshot`]. It is pure: no I/O and no
 //! clock (the wall clock enters as [`Engine::tick`]), so replaying the same log from the same
 //! [`Engine::checkpoint`] always gives the same results.
 //!
@@ -37,9 +37,9 @@
 //! ```
 //!
 //! How it works, module by module: `catalog` interns items and categories to dense
-//! ids, `windows` keeps per-bucket counts and per-window sums, `dedup` remembers event ids until the
-//! watermark passes them, `topk` selects the rankings at snapshot time, and `checkpoint` defines the
-//! byte format of the saved state.
+//! ids, `windows` keeps per-bucket counts and per-window sums, `dedup` remembers (event id, item id)
+//! lines until the watermark passes them, `topk` selects the rankings at snapshot time, and
+//! `checkpoint` defines the byte format of the saved state.
 
 mod catalog;
 mod checkpoint;

@@ -263,14 +263,14 @@ fn a_late_refund_is_judged_by_its_own_time_not_the_original() {
 }
 
 #[test]
-fn retries_with_the_same_id_are_dropped() {
+fn retries_with_the_same_id_and_item_are_dropped() {
     let mut e = engine();
     let sale = with_id(ev("x", "a", 1, T0), "e1");
     assert_eq!(e.admit(&sale), Admission::Accepted);
     assert_eq!(e.admit(&sale), Admission::Duplicate);
-    // Even with other content, the id decides.
+    // Even with other content, the id and the item decide.
     assert_eq!(
-        e.admit(&with_id(ev("y", "b", 5, T0 + MIN), "e1")),
+        e.admit(&with_id(ev("x", "b", 5, T0 + MIN), "e1")),
         Admission::Duplicate
     );
     // Events without an id (or with an empty one) are never duplicates.
@@ -290,6 +290,32 @@ fn retries_with_the_same_id_are_dropped() {
         (5, 2, 1)
     );
     assert_eq!(top(&e.snapshot(1, 0, ""), "a", "all"), pairs(&[("x", 5)]));
+}
+
+#[test]
+fn one_id_on_two_items_is_two_lines() {
+    // One order id on several items (an invoice number): each item is its own line, and a retry of
+    // the order is a duplicate line by line.
+    let mut e = engine();
+    let line = |item: &str| with_id(ev(item, "a", 1, T0), "order-1");
+    assert_eq!(e.admit(&line("x")), Admission::Accepted);
+    assert_eq!(e.admit(&line("y")), Admission::Accepted);
+    assert_eq!(e.admit(&line("y")), Admission::Duplicate);
+    assert_eq!(e.admit(&line("x")), Admission::Duplicate);
+    assert_eq!(
+        e.admit(&with_id(ev("1x", "a", 1, T0), "order-")),
+        Admission::Accepted,
+        "the id and the item are kept apart: (\"order-\", \"1x\") is not (\"order-1\", \"x\")"
+    );
+    let stats = e.stats();
+    assert_eq!(
+        (stats.events_counted, stats.duplicates, stats.dedup_ids),
+        (3, 2, 3)
+    );
+    assert_eq!(
+        top(&e.snapshot(1, 0, ""), "a", "all"),
+        pairs(&[("1x", 1), ("x", 1), ("y", 1)])
+    );
 }
 
 #[test]
@@ -459,7 +485,7 @@ fn restore_continues_exactly_where_the_checkpoint_was_taken() {
     assert_eq!(counts(&restored), counts(&original));
     for e in [&mut original, &mut restored] {
         assert_eq!(
-            e.admit(&with_id(ev("x", "a/b", 1, T0 + 2 * HOUR), "e2")),
+            e.admit(&with_id(ev("y", "a/b", 1, T0 + 2 * HOUR), "e2")),
             Admission::Duplicate
         );
         e.admit(&with_id(ev("z", "d", 4, T0 + 3 * HOUR), "e4"));

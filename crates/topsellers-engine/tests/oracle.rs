@@ -16,8 +16,9 @@ use topsellers_model::{
 struct Oracle {
     config: EngineConfig,
     max_time: Option<i64>,
-    /// Event id -> event time of the accepted event that carried it.
-    seen: HashMap<String, i64>,
+    /// (Event id, item id) -> event time of the accepted event that carried them: a duplicate is the
+    /// same id for the same item (two items under one id are two lines of one order).
+    seen: HashMap<(String, String), i64>,
     accepted: Vec<PurchaseEvent>,
     counts: (u64, u64, u64),
 }
@@ -40,9 +41,13 @@ impl Oracle {
 
     fn admit(&mut self, ev: &PurchaseEvent) -> Admission {
         let wm = self.watermark();
-        let id = ev.event_id.clone().filter(|id| !id.is_empty());
-        if let Some(id) = &id {
-            if self.seen.get(id).is_some_and(|&t| t >= wm) {
+        let line = ev
+            .event_id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .map(|id| (id, ev.item_id.clone()));
+        if let Some(line) = &line {
+            if self.seen.get(line).is_some_and(|&t| t >= wm) {
                 self.counts.1 += 1;
                 return Admission::Duplicate;
             }
@@ -52,8 +57,8 @@ impl Oracle {
             return Admission::Late { watermark_ms: wm };
         }
         self.tick(ev.event_time_ms);
-        if let Some(id) = id {
-            self.seen.insert(id, ev.event_time_ms);
+        if let Some(line) = line {
+            self.seen.insert(line, ev.event_time_ms);
         }
         self.accepted.push(ev.clone());
         self.counts.0 += 1;
@@ -164,6 +169,14 @@ enum Op {
         original_back_ms: Option<i64>,
         name: Option<usize>,
     },
+    /// Another line of the order of the newest event with an id: that id and time on the item
+    /// `item_step` places further on in `ITEMS` (so a different item), with its own quantity. One id on
+    /// two items is two lines, never a duplicate; the same step twice is a duplicate line. Nothing
+    /// before the first event with an id.
+    OtherLine {
+        item_step: usize,
+        quantity: i64,
+    },
     Tick {
         delta_ms: i64,
     },
@@ -179,7 +192,8 @@ fn op() -> impl Strategy<Value = Op> {
     weighted_op(12, 2, 1)
 }
 
-/// Events, ticks and restores in the ratio `events : ticks : restores`.
+/// Events, ticks and restores in the ratio `events : ticks : restores`; other lines of an order come
+/// with one in four events on top.
 fn weighted_op(events: u32, ticks: u32, restores: u32) -> impl Strategy<Value = Op> {
     let event = (
         -15_000i64..6_000,
@@ -203,8 +217,13 @@ fn weighted_op(events: u32, ticks: u32, restores: u32) -> impl Strategy<Value = 
                 name,
             },
         );
+    let other_line = (1..ITEMS.len(), -3i64..=5).prop_map(|(item_step, quantity)| Op::OtherLine {
+        item_step,
+        quantity,
+    });
     prop_oneof![
         events => event,
+        events.div_ceil(4) => other_line,
         ticks => (0i64..40_000).prop_map(|delta_ms| Op::Tick { delta_ms }),
         restores => Just(Op::Restore),
     ]
@@ -239,40 +258,19 @@ fn config() -> impl Strategy<Value = EngineConfig> {
 fn run(config: EngineConfig, base: i64, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut engine = Engine::new(config.clone()).unwrap();
     let mut oracle = Oracle::new(config.clone());
-    let mut clock = base;
+    let mut stream = Stream::new(base);
     for (step, op) in ops.into_iter().enumerate() {
         match op {
-            Op::Event {
-                delta_ms,
-                item,
-                category,
-                quantity,
-                price,
-                id,
-                original_back_ms,
-                name,
-            } => {
-                let time = clock + delta_ms;
-                clock = clock.max(time);
-                let ev = PurchaseEvent {
-                    event_id: id.map(|i| format!("e{i}")),
-                    event_time_ms: time,
-                    original_time_ms: original_back_ms.map(|back| time - back),
-                    item_id: ITEMS[item].into(),
-                    item_name: name.map(|n| NAMES[n].to_string()),
-                    category: CategoryPath::parse(CATEGORIES[category]).unwrap(),
-                    quantity,
-                    unit_price_minor: price,
-                    currency: "GBP".into(),
-                    country: None,
-                };
-                let expected = oracle.admit(&ev);
-                prop_assert_eq!(engine.admit(&ev), expected, "step {}: {:?}", step, ev);
+            Op::Event { .. } | Op::OtherLine { .. } => {
+                if let Some(ev) = stream.event(&op) {
+                    let expected = oracle.admit(&ev);
+                    prop_assert_eq!(engine.admit(&ev), expected, "step {}: {:?}", step, ev);
+                }
             }
             Op::Tick { delta_ms } => {
-                clock += delta_ms;
-                engine.tick(clock);
-                oracle.tick(clock);
+                stream.clock += delta_ms;
+                engine.tick(stream.clock);
+                oracle.tick(stream.clock);
             }
             Op::Restore => {
                 let bytes = engine.checkpoint();
@@ -298,35 +296,69 @@ fn run(config: EngineConfig, base: i64, ops: Vec<Op>) -> Result<(), TestCaseErro
     Ok(())
 }
 
-/// The event an `Op::Event` stands for, `clock` being the newest time generated so far (moved on).
-fn to_event(op: &Op, clock: &mut i64) -> Option<PurchaseEvent> {
-    let Op::Event {
-        delta_ms,
-        item,
-        category,
-        quantity,
-        price,
-        id,
-        original_back_ms,
-        name,
-    } = *op
-    else {
-        return None;
-    };
-    let time = *clock + delta_ms;
-    *clock = (*clock).max(time);
-    Some(PurchaseEvent {
-        event_id: id.map(|i| format!("e{i}")),
-        event_time_ms: time,
-        original_time_ms: original_back_ms.map(|back| time - back),
-        item_id: ITEMS[item].into(),
-        item_name: name.map(|n| NAMES[n].to_string()),
-        category: CategoryPath::parse(CATEGORIES[category]).unwrap(),
-        quantity,
-        unit_price_minor: price,
-        currency: "GBP".into(),
-        country: None,
-    })
+/// Turns ops into events: the newest time generated so far, and the newest event with an id (the
+/// order whose other lines `Op::OtherLine` adds).
+struct Stream {
+    clock: i64,
+    order: Option<PurchaseEvent>,
+}
+
+impl Stream {
+    fn new(base: i64) -> Self {
+        Stream {
+            clock: base,
+            order: None,
+        }
+    }
+
+    /// The event `op` stands for, if any; moves the clock on.
+    fn event(&mut self, op: &Op) -> Option<PurchaseEvent> {
+        match *op {
+            Op::Event {
+                delta_ms,
+                item,
+                category,
+                quantity,
+                price,
+                id,
+                original_back_ms,
+                name,
+            } => {
+                let time = self.clock + delta_ms;
+                self.clock = self.clock.max(time);
+                let ev = PurchaseEvent {
+                    event_id: id.map(|i| format!("e{i}")),
+                    event_time_ms: time,
+                    original_time_ms: original_back_ms.map(|back| time - back),
+                    item_id: ITEMS[item].into(),
+                    item_name: name.map(|n| NAMES[n].to_string()),
+                    category: CategoryPath::parse(CATEGORIES[category]).unwrap(),
+                    quantity,
+                    unit_price_minor: price,
+                    currency: "GBP".into(),
+                    country: None,
+                };
+                if ev.event_id.is_some() {
+                    self.order = Some(ev.clone());
+                }
+                Some(ev)
+            }
+            Op::OtherLine {
+                item_step,
+                quantity,
+            } => {
+                let order = self.order.as_ref()?;
+                let at = ITEMS.iter().position(|&i| i == order.item_id).unwrap();
+                Some(PurchaseEvent {
+                    item_id: ITEMS[(at + item_step) % ITEMS.len()].into(),
+                    quantity,
+                    original_time_ms: None,
+                    ..order.clone()
+                })
+            }
+            Op::Tick { .. } | Op::Restore => None,
+        }
+    }
 }
 
 /// `admit_batch` against `admit` one event at a time: the runs of events between ticks and restores
@@ -339,7 +371,7 @@ fn run_batched(
 ) -> Result<(), TestCaseError> {
     let mut single = Engine::new(config.clone()).unwrap();
     let mut batched = Engine::new(config.clone()).unwrap();
-    let mut clock = base;
+    let mut stream = Stream::new(base);
     let mut cuts = cuts.into_iter().cycle();
     let mut pending: Vec<PurchaseEvent> = Vec::new();
     let mut out = Vec::new();
@@ -368,16 +400,16 @@ fn run_batched(
         Ok(())
     };
     for op in &ops {
-        if let Some(ev) = to_event(op, &mut clock) {
+        if let Some(ev) = stream.event(op) {
             pending.push(ev);
             continue;
         }
         flush(&mut single, &mut batched, &mut pending)?;
         match op {
             Op::Tick { delta_ms } => {
-                clock += delta_ms;
-                single.tick(clock);
-                batched.tick(clock);
+                stream.clock += delta_ms;
+                single.tick(stream.clock);
+                batched.tick(stream.clock);
             }
             Op::Restore => {
                 let bytes = batched.checkpoint();
@@ -385,6 +417,8 @@ fn run_batched(
                 batched = Engine::restore(config.clone(), &bytes).unwrap();
                 single = Engine::restore(config.clone(), &bytes).unwrap();
             }
+            // An other line before any event with an id stands for nothing.
+            Op::OtherLine { .. } => {}
             Op::Event { .. } => unreachable!(),
         }
     }
@@ -452,7 +486,7 @@ proptest! {
                     Op::Restore if restore => {
                         engine = Engine::restore(config.clone(), &engine.checkpoint()).unwrap();
                     }
-                    Op::Restore => {}
+                    Op::Restore | Op::OtherLine { .. } => {}
                 }
             }
             engine.snapshot(1, 0, "GBP")
