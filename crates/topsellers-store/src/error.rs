@@ -189,6 +189,17 @@ pub enum StoreError {
     },
 
     #[error(
+        "{store} stayed locked by another process (this one waits up to {waited_ms} ms); a process may be stopped \
+         in the middle of a write (check `fuser {}`): let it continue or end it, then retry",
+        path.display()
+    )]
+    Locked {
+        store: String,
+        path: PathBuf,
+        waited_ms: u64,
+    },
+
+    #[error(
         "{store}: the stored {what} of partition {partition} is damaged or in an unknown format ({detail}); \
          run the topsellers version that wrote it, or start the namespace over and replay the topic"
     )]

@@ -51,5 +51,5 @@ pub use embedded::{Checkpoint, EmbeddedStore, StoreStats, DB_FILE};
 pub use error::StoreError;
 pub use partitions::{
     Claim, MemoryPartitionStore, PartitionCheckpoint, PartitionResults, PartitionStore,
-    ResultsMark, StoreBinding,
+    ResultsMark, SqlitePartitionStore, StoreBinding,
 };

@@ -53,31 +53,28 @@ impl MemoryPartitionStore {
         self.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The row of `partition` after checking that `epoch` is current.
+    /// The row of `partition` after checking that `epoch` is current. A partition never claimed has
+    /// no row and epoch 0, which no claim hands out, so every write to it is fenced.
     fn owned_row<'s>(
         &self,
         space: &'s mut Space,
         partition: u32,
         epoch: u64,
     ) -> Result<&'s mut Row, StoreError> {
-        let current = space
-            .partitions
-            .get(&self.namespace)
-            .and_then(|p| p.get(&partition))
-            .map_or(0, |r| r.epoch);
-        if current != epoch {
-            return Err(StoreError::Fenced {
-                store: self.describe(),
-                partition,
-                epoch,
-                current,
-            });
-        }
-        Ok(space
+        let store = self.describe();
+        match space
             .partitions
             .get_mut(&self.namespace)
             .and_then(|p| p.get_mut(&partition))
-            .expect("a partition with a current epoch has a row"))
+        {
+            Some(row) if row.epoch == epoch => Ok(row),
+            row => Err(StoreError::Fenced {
+                store,
+                partition,
+                epoch,
+                current: row.map_or(0, |r| r.epoch),
+            }),
+        }
     }
 
     fn check_results(
@@ -222,5 +219,19 @@ impl PartitionStore for MemoryPartitionStore {
 
     fn describe(&self) -> String {
         format!("in-memory partition store (namespace {})", self.namespace)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partitions::conformance;
+
+    #[test]
+    fn passes_the_conformance_suite() {
+        let backend = MemoryPartitionStore::new("unused");
+        conformance::run_all(&|namespace: &str| -> Box<dyn PartitionStore> {
+            Box::new(backend.handle(namespace))
+        });
     }
 }

@@ -86,10 +86,13 @@
 //! ```
 
 mod codec;
+pub mod conformance;
 mod memory;
+mod sqlite;
 
 pub use codec::{decode_snapshot, encode_snapshot, SNAPSHOT_FORMAT};
 pub use memory::MemoryPartitionStore;
+pub use sqlite::{SqlitePartitionStore, SQLITE_BUSY_TIMEOUT};
 
 use crate::StoreError;
 use std::fmt;
@@ -101,7 +104,10 @@ use topsellers_model::Snapshot;
 /// Implementations are synchronous and used as `Arc<dyn PartitionStore>` from several threads. Errors
 /// are [`StoreError`]s; the ones a caller acts on are [`StoreError::Fenced`] (stop processing the
 /// partition), [`StoreError::PartitionCountChanged`] and [`StoreError::SettingsChanged`] (refuse to
-/// start). Every failed call changed nothing.
+/// start); [`StoreError::ResultsBehind`], [`StoreError::PartitionCheckpointBehind`],
+/// [`StoreError::NotBound`] and [`StoreError::PartitionOutOfRange`] are bugs in the caller; the rest
+/// ([`StoreError::Locked`], I/O, a backend that is down) may pass, so retry later. Every failed call
+/// changed nothing.
 pub trait PartitionStore: Send + Sync {
     /// Records, on the first call for the namespace, what the stored data means; checks it on every
     /// later call (from any process). A different partition count is
