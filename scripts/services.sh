@@ -12,6 +12,8 @@
 #   scripts/services.sh start cassandra      one node: 127.0.0.1:9042
 #   scripts/services.sh start cassandra3     3 nodes: 127.0.0.1, 127.0.0.2, 127.0.0.3 port 9042
 #   scripts/services.sh stop-node N [--kill] / start-node N        one node of cassandra3 (N = 1..3), data kept
+#   scripts/services.sh cql [-h HOST] [-p PORT] [-c CONSISTENCY] "STATEMENT"...
+#                                            run CQL (there is no cqlsh here) and print the rows
 #   scripts/services.sh start redis          127.0.0.1:6379
 #   scripts/services.sh start redis-cluster  3 masters: 127.0.0.1:7001-7003
 #   scripts/services.sh start postgres       127.0.0.1:5432, user/password/database topsellers
@@ -85,6 +87,7 @@ case "$cmd" in
   start-broker) call kafka3_start_broker "$what" ;;
   stop-node) call cassandra3_stop_node "$what" "$@" ;;
   start-node) call cassandra3_start_node "$what" ;;
+  cql) call cassandra_cql ${what:+"$what"} "$@" ;;
   status)
     for s in kafka cassandra redis postgres; do if have "${s}_status"; then "${s}_status"; fi; done
     ;;

@@ -137,15 +137,18 @@ start_daemon() {
 
 # pid_alive DIR: true when DIR/pid names a running process that is the one we started: its working directory
 # is under .services/ (every service is started in, or moves to, its folder there), so a pid reused by
-# something else is never taken for ours.
+# something else is never taken for ours. The directory is read from any of the process's threads: a JVM's
+# first thread may have exited (a zombie leader, whose cwd cannot be read) while the others still run and
+# hold the ports; a process that is only a zombie has no readable cwd at all and counts as dead.
 pid_alive() {
-  local pidfile="$1/pid" pid
+  local pidfile="$1/pid" pid task cwd=""
   [[ -s "$pidfile" ]] || return 1
   pid="$(cat "$pidfile")"
-  [[ -d "/proc/$pid" ]] || return 1
-  # Zombies count as dead.
-  [[ "$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)" != Z ]] || return 1
-  [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)/" == "$SERVICES_HOME"/* ]]
+  [[ -d "/proc/$pid/task" ]] || return 1
+  for task in "/proc/$pid/task"/*; do
+    cwd="$(readlink "$task/cwd" 2>/dev/null)" && [[ -n "$cwd" ]] && break
+  done
+  [[ -n "$cwd" && "$cwd/" == "$SERVICES_HOME"/* ]]
 }
 
 # stop_instance DIR NAME [TIMEOUT] [SIGNAL]: stop the process of DIR/pid (SIGTERM, then SIGKILL after TIMEOUT
