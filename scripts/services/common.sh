@@ -63,9 +63,11 @@ apt_install() {
     APT_UPDATED=1
   fi
   step "apt-get install ${missing[*]}"
-  # Recommends would pull in extra daemons and docs; the services need none of them.
+  # Recommends would pull in extra daemons and docs; the services need none of them. RUNLEVEL=1: the packages'
+  # own system services (redis-server, the postgresql "main" cluster) are not started on install, where they
+  # would take the ports that services.sh starts its own servers on.
   run_logged "$SERVICES_HOME/logs/apt-install.log" \
-    env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+    env DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
 # Java 17 (Kafka 4 and Cassandra 5 both run on it; Cassandra 5.0 does not run on 24+) and Maven for the jars.
