@@ -19,10 +19,20 @@
 #   scripts/services.sh start postgres       127.0.0.1:5432, user/password/database topsellers
 #   scripts/services.sh stop NAME|all
 #   scripts/services.sh status
-#   scripts/services.sh env                  export lines (TOPSELLERS_TEST_*) for the services that run:
+#   scripts/services.sh env                  export lines for the services that run:
 #                                            eval "$(scripts/services.sh env)"
+#       TOPSELLERS_TEST_KAFKA=127.0.0.1:9092
+#       TOPSELLERS_TEST_KAFKA3=127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092
+#       TOPSELLERS_TEST_CASSANDRA=127.0.0.1:9042
+#       TOPSELLERS_TEST_CASSANDRA3=127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9042
+#       TOPSELLERS_TEST_REDIS=127.0.0.1:6379
+#       TOPSELLERS_TEST_REDIS_CLUSTER=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
+#       TOPSELLERS_TEST_POSTGRES=postgres://topsellers:topsellers@127.0.0.1:5432/topsellers
 #
-# START_TIMEOUT (seconds, default 120; Cassandra 180) bounds each readiness wait.
+# Each `start` waits until the service answers (Kafka: kcat lists the brokers; Cassandra: a CQL OPTIONS request is
+# answered and the log says it listens; Redis: PING, cluster_state:ok; PostgreSQL: pg_isready), at most
+# START_TIMEOUT seconds (default 120; START_TIMEOUT_CASSANDRA, default 180, for Cassandra), then shows the end of
+# the log and fails. Logs: .services/run/<name>/node-N/server.log.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
