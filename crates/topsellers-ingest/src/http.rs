@@ -24,6 +24,16 @@ impl HttpBodyParser {
         Ok(HttpBodyParser { builder, paths })
     }
 
+    /// See [`RecordBuilder::set_now`].
+    pub fn set_now(&mut self, now_ms: TimestampMs) {
+        self.builder.set_now(now_ms);
+    }
+
+    /// See [`RecordBuilder::set_source`].
+    pub fn set_source(&mut self, source: impl Into<String>) {
+        self.builder.set_source(source);
+    }
+
     /// Personal data (by kind) replaced in, or refused with, the records parsed so far.
     pub fn redactions(&self) -> Redactions {
         self.builder.redactions()

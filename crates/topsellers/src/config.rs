@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use topsellers_engine::EngineConfig;
 use topsellers_gen::GenConfig;
 use topsellers_ingest::{InputConfig, Limits};
+use topsellers_kafka::KafkaSettings;
 use topsellers_server::ServerConfig;
 
 /// Prefix of environment overrides: `TOPSELLERS_SERVER__LISTEN=127.0.0.1:9000` sets `server.listen`,
@@ -80,6 +81,68 @@ impl NodeConfig {
     }
 }
 
+/// `[cluster]`: the cluster shape (Kafka aggregators, a shared results store, stateless API servers).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// Where aggregators keep each partition's checkpoint and results, and API servers read the results:
+    /// `sqlite:<path>` (one host; the processes share the file).
+    pub results_store: String,
+    /// How often an aggregator writes the results of a partition that changed, in milliseconds.
+    pub results_interval_ms: u64,
+    /// An aggregator checkpoints each changed partition at least this often (seconds)...
+    pub checkpoint_interval_secs: u64,
+    /// ... or after this many messages of the partition, whichever comes first.
+    pub checkpoint_every_records: u64,
+    /// How often an API server asks the results store what changed, in milliseconds.
+    pub refresh_interval_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            results_store: "sqlite:data/cluster-results.db".into(),
+            results_interval_ms: 500,
+            checkpoint_interval_secs: 10,
+            checkpoint_every_records: 500_000,
+            refresh_interval_ms: 250,
+        }
+    }
+}
+
+impl ClusterConfig {
+    fn validate(&self) -> Vec<String> {
+        let mut errors = Vec::new();
+        if crate::cluster::StoreLocation::parse(&self.results_store).is_err() {
+            errors.push(format!(
+                "cluster.results_store {:?} is not a store location; use sqlite:<path>",
+                self.results_store
+            ));
+        }
+        for (key, value, range) in [
+            ("results_interval_ms", self.results_interval_ms, 10..=60_000),
+            (
+                "checkpoint_interval_secs",
+                self.checkpoint_interval_secs,
+                1..=86_400,
+            ),
+            ("refresh_interval_ms", self.refresh_interval_ms, 10..=60_000),
+        ] {
+            if !range.contains(&value) {
+                errors.push(format!(
+                    "cluster.{key} is {value}; use a value from {} to {}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+        }
+        if self.checkpoint_every_records == 0 {
+            errors.push("cluster.checkpoint_every_records is 0; use a positive number".into());
+        }
+        errors
+    }
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Config {
@@ -91,9 +154,13 @@ pub struct Config {
     pub server: ServerConfig,
     pub node: NodeConfig,
     pub demo: GenConfig,
+    pub kafka: KafkaSettings,
+    pub cluster: ClusterConfig,
 }
 
-const SECTIONS: &[&str] = &["engine", "limits", "input", "server", "node", "demo"];
+const SECTIONS: &[&str] = &[
+    "engine", "limits", "input", "server", "node", "demo", "kafka", "cluster",
+];
 
 /// All the mistakes found in a config, reported together.
 #[derive(Debug)]
@@ -177,6 +244,8 @@ impl Config {
         config.server = section(&table, "server", &mut errors);
         config.node = section(&table, "node", &mut errors);
         config.demo = section(&table, "demo", &mut errors);
+        config.kafka = section(&table, "kafka", &mut errors);
+        config.cluster = section(&table, "cluster", &mut errors);
         config.input = table
             .get("input")
             .map(|_| section::<InputConfig>(&table, "input", &mut errors));
@@ -186,6 +255,8 @@ impl Config {
         prefixed(&mut errors, "server", config.server.validate());
         errors.extend(config.node.validate());
         prefixed(&mut errors, "demo", config.demo.validate());
+        prefixed(&mut errors, "kafka", config.kafka.validate());
+        errors.extend(config.cluster.validate());
         if let Some(input) = &config.input {
             prefixed(&mut errors, "input", input.validate());
         }
@@ -207,9 +278,16 @@ impl Config {
     }
 
     /// Environment variables of this process that look like overrides.
+    ///
+    /// Not overrides: `TOPSELLERS_CONFIG` (the `--config` flag's variable) and `TOPSELLERS_TEST_*` (addresses of
+    /// the services the test suite started, read by the tests).
     pub fn process_env() -> Vec<(String, String)> {
         std::env::vars()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .filter(|(k, _)| {
+                k.starts_with(ENV_PREFIX)
+                    && k != "TOPSELLERS_CONFIG"
+                    && !k.starts_with("TOPSELLERS_TEST_")
+            })
             .collect()
     }
 }

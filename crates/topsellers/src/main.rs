@@ -9,11 +9,15 @@ macro_rules! outln {
     }};
 }
 
+mod aggregate;
+mod api;
+mod cluster;
 mod config;
 mod demo;
 mod http_sink;
 mod ledger;
 mod node;
+mod publish;
 mod replay;
 mod runner;
 mod serve;
@@ -32,7 +36,12 @@ Examples:
   topsellers serve --config examples/online-retail.toml
   curl 'http://127.0.0.1:8080/v1/top?category=france&window=all&n=10'
   topsellers generate --events 1000000 --out events.csv
-  topsellers check-config --config topsellers.toml";
+  topsellers check-config --config topsellers.toml
+
+Cluster shape (Kafka + a shared results store + stateless API servers):
+  topsellers replay --to kafka --config cluster.toml purchases.csv
+  topsellers aggregate --config cluster.toml       # run one or more; they share the partitions
+  topsellers api --config cluster.toml --listen 127.0.0.1:8081";
 
 /// Exact, fast top-N best sellers per category, over sliding windows of event time.
 #[derive(Parser, Debug)]
@@ -52,6 +61,12 @@ struct Cli {
     log_json: bool,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplayTarget {
+    Embedded,
+    Kafka,
 }
 
 #[derive(Subcommand, Debug)]
@@ -92,6 +107,25 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         no_progress: bool,
+        /// Where the purchases go: `embedded` (the data directory) or `kafka` (the [kafka] topic, for the
+        /// aggregators).
+        #[arg(long, value_enum, default_value_t = ReplayTarget::Embedded)]
+        to: ReplayTarget,
+    },
+    /// Aggregate the [kafka] topic as a member of the aggregators' consumer group; results go to the
+    /// [cluster] results store. Run as many as you like: they share the partitions.
+    #[command(
+        after_help = "Examples:\n  topsellers aggregate --config cluster.toml\n  TOPSELLERS_KAFKA__BOOTSTRAP_SERVERS=10.0.0.5:9092 topsellers aggregate"
+    )]
+    Aggregate,
+    /// Serve the API and page from the [cluster] results store (stateless: run as many as you like).
+    #[command(
+        after_help = "Examples:\n  topsellers api --config cluster.toml --listen 127.0.0.1:8081"
+    )]
+    Api {
+        /// Address to serve on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
     },
     /// Write generated purchases to a file (JSON lines for .jsonl/.ndjson, else CSV), e.g. for benchmarks.
     #[command(
@@ -124,6 +158,9 @@ enum Command {
         /// Items per list.
         #[arg(long, default_value_t = 10)]
         n: usize,
+        /// Read the merged results of the [cluster] results store instead of a data directory.
+        #[arg(long)]
+        cluster: bool,
     },
     /// Validate a config and print it with every default filled in (secrets masked).
     #[command(after_help = "Examples:\n  topsellers check-config --config topsellers.toml")]
@@ -194,7 +231,30 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Replay {
             inputs,
+            no_progress: _,
+            to: ReplayTarget::Kafka,
+        } => {
+            let summary = publish::run(&config, &inputs)?;
+            summary.print();
+            if !summary.unreadable_files.is_empty() {
+                anyhow::bail!(
+                    "{} input file(s) could not be read (listed above)",
+                    summary.unreadable_files.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Aggregate => aggregate::run(&config, replay::stop_on_signal()),
+        Command::Api { listen } => {
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            runtime()?.block_on(api::run(config))
+        }
+        Command::Replay {
+            inputs,
             no_progress,
+            to: ReplayTarget::Embedded,
         } => {
             let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
             let summary = replay::run(&config, &inputs, show)?;
@@ -232,11 +292,41 @@ fn run(cli: Cli) -> Result<()> {
             category,
             window,
             n,
-        } => print_results(&config, category, window, n),
+            cluster,
+        } => {
+            let snapshot = if cluster {
+                let store =
+                    cluster::open_store(&config.cluster.results_store, &config.kafka.topic)?;
+                let mut follower = cluster::ResultsFollower::new(store);
+                let Some(snapshot) = follower.refresh(node::wall_clock_ms())? else {
+                    anyhow::bail!(
+                        "{} holds no results for topic {} yet; are the aggregators running?",
+                        follower.describe(),
+                        config.kafka.topic
+                    );
+                };
+                snapshot
+            } else {
+                let store = topsellers_store::EmbeddedStore::open_read_only(&config.data_dir)?;
+                let Some(snapshot) = store.load_results()? else {
+                    anyhow::bail!(
+                        "{} holds no results yet; run `topsellers replay` or `topsellers serve` on it first",
+                        config.data_dir.display()
+                    );
+                };
+                snapshot
+            };
+            print_results(&config, &snapshot, category, window, n)
+        }
         Command::CheckConfig => {
             let mut shown = config.clone();
             if shown.server.auth_token.is_some() {
                 shown.server.auth_token = Some("********".into());
+            }
+            for (key, value) in shown.kafka.client.iter_mut() {
+                if key.contains("password") || key.contains("secret") {
+                    *value = "********".into();
+                }
             }
             print!(
                 "{}",
@@ -250,17 +340,11 @@ fn run(cli: Cli) -> Result<()> {
 
 fn print_results(
     config: &Config,
+    snapshot: &topsellers_model::Snapshot,
     category: Option<String>,
     window: Option<String>,
     n: usize,
 ) -> Result<()> {
-    let store = topsellers_store::EmbeddedStore::open_read_only(&config.data_dir)?;
-    let Some(snapshot) = store.load_results()? else {
-        anyhow::bail!(
-            "{} holds no results yet; run `topsellers replay` or `topsellers serve` on it first",
-            config.data_dir.display()
-        );
-    };
     let category = category
         .map(|c| {
             topsellers_model::CategoryPath::parse(&c)

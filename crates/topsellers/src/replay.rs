@@ -410,7 +410,7 @@ fn read_batches(
 
 /// A flag raised by SIGINT or SIGTERM, so a replay stops between two batches with a checkpoint instead of dying
 /// mid-way (which would be safe too, but would redo the work since the last checkpoint).
-fn stop_on_signal() -> Arc<AtomicBool> {
+pub fn stop_on_signal() -> Arc<AtomicBool> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let _ = std::thread::Builder::new()
@@ -422,7 +422,7 @@ fn stop_on_signal() -> Arc<AtomicBool> {
             {
                 rt.block_on(crate::serve::shutdown_signal());
                 flag.store(true, Ordering::SeqCst);
-                eprintln!("topsellers: stopping the replay after the current batch");
+                eprintln!("topsellers: stopping after the current batch");
             }
         });
     stop

@@ -1,6 +1,8 @@
 //! Helpers shared by the binary's integration tests: run the real binary, talk plain HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

@@ -1,0 +1,204 @@
+//! What a message on the purchases topic looks like.
+//!
+//! - **Purchase:** the value is one purchase in the canonical JSON shape that `POST /v1/purchases` takes (so
+//!   `kcat` or any producer can write it by hand), the key is the item id. Our publisher adds the header
+//!   [`NEWEST_HEADER`]: the newest event time it had published *before* this event. The aggregator advances
+//!   the partition's event time to it before admitting the event, so every partition judges lateness and
+//!   slides its windows as one aggregator reading the publisher's sequence would.
+//! - **Tick:** header [`RECORD_HEADER`] = `tick`, value `{"tick_ms": <ms>}`: event time may advance to that
+//!   time. The publisher sends one to every partition at the end of its input and when its input is idle,
+//!   so partitions that got no recent events still close their windows at the same time as the others.
+
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use serde::{Deserialize, Serialize};
+use topsellers_ingest::{HttpBodyParser, IngestError, Limits, Parsed};
+use topsellers_model::{PurchaseEvent, TimestampMs};
+
+/// Header holding the publisher's newest event time before the message (decimal milliseconds).
+pub const NEWEST_HEADER: &str = "topsellers-newest-ms";
+/// Header naming a message that is not a purchase (`tick`).
+pub const RECORD_HEADER: &str = "topsellers-record";
+
+#[derive(Serialize, Deserialize)]
+struct TickValue {
+    tick_ms: TimestampMs,
+}
+
+/// The value of a tick message.
+pub fn encode_tick(now_ms: TimestampMs) -> Vec<u8> {
+    serde_json::to_vec(&TickValue { tick_ms: now_ms }).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct CanonicalJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a str>,
+    time: TimestampMs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_time: Option<TimestampMs>,
+    item_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_name: Option<&'a str>,
+    category: &'a str,
+    quantity: i64,
+    unit_price: String,
+    currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+}
+
+/// The value of a purchase message: canonical JSON, times as epoch milliseconds (exact, and cheap to read
+/// back), the price as a decimal string with `price_decimals` digits (exact).
+pub fn encode_event(event: &PurchaseEvent, price_decimals: u32, out: &mut Vec<u8>) {
+    out.clear();
+    let value = CanonicalJson {
+        event_id: event.event_id.as_deref(),
+        time: event.event_time_ms,
+        original_time: event.original_time_ms,
+        item_id: &event.item_id,
+        item_name: event.item_name.as_deref(),
+        category: event.category.as_str(),
+        quantity: event.quantity,
+        unit_price: decimal(event.unit_price_minor, price_decimals),
+        currency: &event.currency,
+        country: event.country.as_deref(),
+    };
+    // Serializing plain strings and integers into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, &value);
+}
+
+/// `1999, 2` -> `"19.99"`, `-5, 2` -> `"-0.05"`, `7, 0` -> `"7"`.
+fn decimal(minor: i64, decimals: u32) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    if decimals == 0 {
+        return format!("{sign}{abs}");
+    }
+    let scale = 10u64.pow(decimals);
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = decimals as usize
+    )
+}
+
+/// One message, read.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Purchases (normally one), each with what the message says about event time before it.
+    Records {
+        newest_before_ms: Option<TimestampMs>,
+        records: Vec<Parsed>,
+    },
+    Tick(TimestampMs),
+    /// Not a purchase nor a tick: why, for the dead-letter topic.
+    Malformed(String),
+}
+
+/// Reads messages of one topic with the ingest layer's validation and scrubbing: a message from an outside
+/// producer is judged exactly like a `POST /v1/purchases` body.
+pub struct Decoder {
+    parser: HttpBodyParser,
+}
+
+impl Decoder {
+    pub fn new(limits: &Limits) -> Result<Decoder, IngestError> {
+        Ok(Decoder {
+            parser: HttpBodyParser::new(limits, 0)?,
+        })
+    }
+
+    pub fn redactions(&self) -> topsellers_ingest::Redactions {
+        self.parser.redactions()
+    }
+
+    pub fn decode(&mut self, msg: &BorrowedMessage<'_>) -> Decoded {
+        let mut newest_before_ms = None;
+        let mut is_tick = false;
+        if let Some(headers) = msg.headers() {
+            for h in headers.iter() {
+                match h.key {
+                    NEWEST_HEADER => {
+                        newest_before_ms = h
+                            .value
+                            .and_then(|v| std::str::from_utf8(v).ok())
+                            .and_then(|v| v.parse::<TimestampMs>().ok())
+                    }
+                    RECORD_HEADER => is_tick = h.value == Some(b"tick".as_slice()),
+                    _ => {}
+                }
+            }
+        }
+        let payload = msg.payload().unwrap_or_default();
+        if is_tick {
+            return match serde_json::from_slice::<TickValue>(payload) {
+                Ok(t) => Decoded::Tick(t.tick_ms),
+                Err(e) => Decoded::Malformed(format!(
+                    "a tick message must hold {{\"tick_ms\": <epoch milliseconds>}}: {e}"
+                )),
+            };
+        }
+        if payload.iter().all(u8::is_ascii_whitespace) {
+            return Decoded::Malformed(
+                "empty message: a purchase message holds one purchase as a JSON object".into(),
+            );
+        }
+        // The message's log time stands in for "now" when bounding future event times: judging the same
+        // message again after a restart must give the same verdict.
+        let log_time = msg.timestamp().to_millis().unwrap_or(0);
+        self.parser.set_now(log_time);
+        self.parser.set_source(format!(
+            "kafka:{}/{}@{}",
+            msg.topic(),
+            msg.partition(),
+            msg.offset()
+        ));
+        Decoded::Records {
+            newest_before_ms,
+            records: self.parser.parse(payload),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use topsellers_ingest::parse_http_body;
+    use topsellers_model::CategoryPath;
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(decimal(1999, 2), "19.99");
+        assert_eq!(decimal(-5, 2), "-0.05");
+        assert_eq!(decimal(7, 0), "7");
+        assert_eq!(decimal(1, 3), "0.001");
+    }
+
+    #[test]
+    fn an_encoded_event_reads_back_unchanged() {
+        let event = PurchaseEvent {
+            event_id: Some("e-1".into()),
+            event_time_ms: 1_700_000_000_123,
+            original_time_ms: Some(1_699_999_000_000),
+            item_id: "SKU-9".into(),
+            item_name: Some("Red \"mug\"".into()),
+            category: CategoryPath::parse("home/kitchen").unwrap(),
+            quantity: -2,
+            unit_price_minor: 1250,
+            currency: "GBP".into(),
+            country: Some("France".into()),
+        };
+        let mut out = Vec::new();
+        encode_event(&event, 2, &mut out);
+        let limits = Limits {
+            currency: "GBP".into(),
+            ..Limits::default()
+        };
+        let parsed = parse_http_body(&out, &limits, 1_700_000_000_123);
+        match &parsed[..] {
+            [Parsed::Event(back)] => assert_eq!(back, &event),
+            other => panic!("{other:?} from {}", String::from_utf8_lossy(&out)),
+        }
+    }
+}
