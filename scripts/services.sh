@@ -9,6 +9,7 @@
 #   scripts/services.sh start kafka3         3 KRaft nodes: 127.0.0.1:19092,29092,39092 (controllers 19093,...),
 #                                            replication 3, min.insync.replicas 2
 #   scripts/services.sh stop-broker N [--kill] / start-broker N    one node of kafka3 (N = 1..3), data kept
+#   scripts/services.sh resume kafka         start the single node again on the data `stop kafka` left
 #   scripts/services.sh start cassandra      one node: 127.0.0.1:9042
 #   scripts/services.sh start cassandra3     3 nodes: 127.0.0.1, 127.0.0.2, 127.0.0.3 port 9042
 #   scripts/services.sh stop-node N [--kill] / start-node N        one node of cassandra3 (N = 1..3), data kept
@@ -95,6 +96,12 @@ case "$cmd" in
     ;;
   stop-broker) call kafka3_stop_broker "$what" "$@" ;;
   start-broker) call kafka3_start_broker "$what" ;;
+  resume)
+    case "$what" in
+      kafka) call kafka_resume ;;
+      *) usage ;;
+    esac
+    ;;
   stop-node) call cassandra3_stop_node "$what" "$@" ;;
   start-node) call cassandra3_start_node "$what" ;;
   cql) call cassandra_cql ${what:+"$what"} "$@" ;;

@@ -92,6 +92,21 @@ kafka_stop() {
   stop_instance "$KAFKA_RUN/node-1" "Kafka $KAFKA_ADDR"
 }
 
+# kafka_resume: start the single node again on the data a `stop kafka` left (no re-format): a broker outage
+# and its recovery, for failure tests.
+kafka_resume() {
+  local dir="$KAFKA_RUN/node-1"
+  [[ -f "$dir/server.properties" ]] || die "no single-node Kafka here: run 'scripts/services.sh start kafka' first"
+  if pid_alive "$dir"; then
+    step "Kafka $KAFKA_ADDR is already running (pid $(cat "$dir/pid"))"
+    return 0
+  fi
+  port_free_or_die 127.0.0.1 9092 "kafka"
+  step "starting Kafka on $KAFKA_ADDR on its existing data (log: ${dir#"$ROOT"/}/server.log)"
+  kafka_start_node "$dir"
+  wait_ready "Kafka $KAFKA_ADDR" "$dir" kafka_brokers_listed "$KAFKA_ADDR" 1
+}
+
 kafka3_node_dir() { echo "$KAFKA3_RUN/node-$1"; }
 
 kafka3_start() {

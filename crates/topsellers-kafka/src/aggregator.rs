@@ -77,6 +77,9 @@ pub struct AggregatorStats {
     pub partitions_owned: AtomicU64,
     pub kafka_errors: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Messages in the owned partitions not read yet (high watermark minus position), from librdkafka's
+    /// statistics every second.
+    pub consumer_lag: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -123,7 +126,25 @@ impl GroupContext {
     }
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// librdkafka's statistics (every second; run inside `poll`, so `owned` is free): the lag of the owned
+    /// partitions, measured from our own positions, which are where the state stands.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let owned = self.owned();
+        let lag: i64 = owned
+            .tasks
+            .iter()
+            .filter_map(|(p, task)| {
+                let hi = topic.partitions.get(p)?.hi_offset;
+                (hi >= 0).then(|| (hi - task.next_offset).max(0))
+            })
+            .sum();
+        self.stats.consumer_lag.store(lag as u64, Ordering::Relaxed);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn rebalance(
@@ -417,6 +438,7 @@ pub fn run(
         .set("partition.assignment.strategy", "roundrobin")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
+        .set("statistics.interval.ms", "1000")
         .create_with_context(context)
         .map_err(|e| KafkaPathError::Client {
             what: "create the Kafka consumer".into(),

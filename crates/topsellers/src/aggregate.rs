@@ -54,9 +54,10 @@ fn spawn_reporter(
 fn line(s: &AggregatorStats) -> String {
     let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     format!(
-        "partitions {} | messages {} | accepted {} | duplicates {} | late {} | skipped {} | dead letters {} | \
+        "partitions {} | lag {} | messages {} | accepted {} | duplicates {} | late {} | skipped {} | dead letters {} | \
          forwarded {} | checkpoints {} | results written {} | fenced {} | kafka errors {} | store errors {}",
         g(&s.partitions_owned),
+        g(&s.consumer_lag),
         g(&s.messages),
         g(&s.events_accepted),
         g(&s.duplicates),

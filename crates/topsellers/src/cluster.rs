@@ -96,4 +96,12 @@ impl ResultsFollower {
             .context("the partitions' results cannot be merged")?;
         Ok(Some(merged))
     }
+
+    /// Partitions with results, and the offset of the next message each partition's results do not include.
+    pub fn offsets(&self) -> BTreeMap<u32, i64> {
+        self.parts
+            .iter()
+            .map(|(p, (m, _))| (*p, m.next_offset))
+            .collect()
+    }
 }

@@ -294,6 +294,7 @@ fn run(cli: Cli) -> Result<()> {
             n,
             cluster,
         } => {
+            let mut offsets = None;
             let snapshot = if cluster {
                 let store =
                     cluster::open_store(&config.cluster.results_store, &config.kafka.topic)?;
@@ -305,6 +306,7 @@ fn run(cli: Cli) -> Result<()> {
                         config.kafka.topic
                     );
                 };
+                offsets = Some(follower.offsets());
                 snapshot
             } else {
                 let store = topsellers_store::EmbeddedStore::open_read_only(&config.data_dir)?;
@@ -316,7 +318,7 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 snapshot
             };
-            print_results(&config, &snapshot, category, window, n)
+            print_results(&config, &snapshot, offsets, category, window, n)
         }
         Command::CheckConfig => {
             let mut shown = config.clone();
@@ -341,6 +343,7 @@ fn run(cli: Cli) -> Result<()> {
 fn print_results(
     config: &Config,
     snapshot: &topsellers_model::Snapshot,
+    partition_offsets: Option<std::collections::BTreeMap<u32, i64>>,
     category: Option<String>,
     window: Option<String>,
     n: usize,
@@ -389,13 +392,17 @@ fn print_results(
             lists.push(list);
         }
     }
-    let out = serde_json::json!({
+    let mut out = serde_json::json!({
         "as_of_ms": snapshot.as_of_ms,
         "version": snapshot.version,
         "events_counted": snapshot.events_counted,
         "currency": snapshot.currency,
         "lists": lists,
     });
+    if let Some(offsets) = partition_offsets {
+        // Where each partition's results stand: compare with the topic's end offsets to see the lag.
+        out["partition_offsets"] = serde_json::json!(offsets);
+    }
     outln!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

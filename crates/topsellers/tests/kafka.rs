@@ -237,3 +237,41 @@ fn aggregators_killed_added_and_removed_mid_stream_give_exact_results() {
         "partitions moved between aggregators: {logs}"
     );
 }
+
+#[test]
+fn online_retail_through_kafka_equals_the_embedded_replay() {
+    let Some(bootstrap) = kafka_from_env("TOPSELLERS_TEST_KAFKA") else {
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let data = root.join("../shared/data/online-retail/by-day");
+    if !data.is_dir() {
+        eprintln!(
+            "online-retail data not found at {}; skipping the real-data check",
+            data.display()
+        );
+        return;
+    }
+    // The example config as it is (mapping, refunds, exclusions, time zone), minus its data_dir.
+    let example = std::fs::read_to_string(root.join("examples/online-retail.toml")).unwrap();
+    let example: String = example
+        .lines()
+        .filter(|l| !l.starts_with("data_dir"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let setup = ClusterSetup::new(&bootstrap, 6, &example, "");
+    let expected = embedded_reference(&setup.config, &[&data]);
+    assert!(expected["events_counted"].as_u64().unwrap() > 100_000);
+    let mut reaper = Reaper::default();
+    reaper.0.push(setup.spawn_aggregator("a"));
+    reaper.0.push(setup.spawn_aggregator("b"));
+    setup.publish(&[&data]);
+    let got = setup.wait_for_results(&expected, Duration::from_secs(180));
+    assert_eq!(
+        got,
+        expected,
+        "logs:\n{}\n{}",
+        setup.aggregator_log("a"),
+        setup.aggregator_log("b")
+    );
+}

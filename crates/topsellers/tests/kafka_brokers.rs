@@ -88,7 +88,8 @@ fn broker_failures_lose_and_double_nothing() {
     );
     drop(reaper);
 
-    // 2. Kafka down when an aggregator starts: it says so, keeps retrying, and recovers when Kafka comes up.
+    // 2. Kafka down when an aggregator starts: it says so, keeps retrying, and recovers when Kafka comes up;
+    //    then down mid-stream and back.
     // (The single-broker Kafka: stopping and starting it again gives a fresh, empty cluster.)
     let Some(single) = kafka_from_env("TOPSELLERS_TEST_KAFKA") else {
         return;
@@ -106,6 +107,14 @@ fn broker_failures_lose_and_double_nothing() {
     }
     let log = setup.aggregator_log("down");
     let running = reaper.0[0].try_wait().unwrap().is_none();
+    // A publisher facing a cluster that stays down fails loudly once its delivery timeout runs out.
+    let out = setup
+        .command(&["replay", "--to", "kafka", "--no-progress"])
+        .arg(&file)
+        .env("TOPSELLERS_KAFKA__DELIVERY_TIMEOUT_MS", "3000")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     services(&["start", "kafka"]);
     assert!(
         log.contains("cannot reach Kafka"),
@@ -115,7 +124,29 @@ fn broker_failures_lose_and_double_nothing() {
         running,
         "the aggregator must keep running while Kafka is down"
     );
-    setup.publish(&[&file]);
+    assert!(
+        !out.status.success() && stderr.contains("cannot reach Kafka"),
+        "publishing to a down cluster must fail with a clear error: {stderr}"
+    );
+    // Then Kafka goes down mid-stream and comes back on its data: nothing lost, nothing doubled.
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (first, second) = (
+        setup.dir.path().join("first.jsonl"),
+        setup.dir.path().join("second.jsonl"),
+    );
+    common::kafka::write_lines(&first, &lines[..lines.len() / 2]);
+    common::kafka::write_lines(&second, &lines[lines.len() / 2..]);
+    setup.publish(&[&first]);
+    std::thread::sleep(Duration::from_secs(1));
+    services(&["stop", "kafka"]);
+    std::thread::sleep(Duration::from_secs(3));
+    services(&["resume", "kafka"]);
+    setup.publish(&[&second]);
     let got = setup.wait_for_results(&expected, Duration::from_secs(120));
     assert_eq!(got, expected, "log:\n{}", setup.aggregator_log("down"));
+    assert!(
+        reaper.0[0].try_wait().unwrap().is_none(),
+        "the aggregator outlived the outage"
+    );
 }
