@@ -66,7 +66,7 @@ fn answer_top(ctx: &Shared, query: Option<&str>, headers: &HeaderMap) -> Respons
                 &on_demand
             }
         };
-        respond(rendered, headers)
+        respond(ctx, rendered, headers)
     })
 }
 
@@ -88,19 +88,34 @@ fn unknown_window(prepared: &Prepared, name: &str) -> ApiError {
 }
 
 /// 200 with the body, or 304 when the client already holds this answer; the headers are the
-/// ones built with the answer at publish time.
-fn respond(rendered: &Rendered, request_headers: &HeaderMap) -> Response {
+/// ones built with the answer at publish time, plus the configured `Cache-Control`.
+///
+/// Stale results (a follower reported a failed refresh, or none for `server.stale_after_ms`) are
+/// answered all the same, with the [stale variant](Rendered::stale) of the answer: never an error.
+fn respond(ctx: &Shared, rendered: &Rendered, request_headers: &HeaderMap) -> Response {
+    let stale;
+    let rendered = match ctx.app.results.stale_seconds(ctx.app.config.stale_after_ms) {
+        None => rendered,
+        Some(seconds) => {
+            stale = rendered.stale(seconds);
+            &stale
+        }
+    };
     let mut response = match request_headers.get(header::IF_NONE_MATCH) {
         Some(tags) if etag_matches(tags, &rendered.etag) => {
             StatusCode::NOT_MODIFIED.into_response()
         }
         _ => Response::new(Body::from(rendered.body.clone())),
     };
-    *response.headers_mut() = rendered.headers.clone();
+    let headers = response.headers_mut();
+    *headers = rendered.headers.clone();
+    // Replaces the pre-built value in place: the map does not grow.
+    headers.insert(header::CACHE_CONTROL, ctx.cache_control.clone());
     response
 }
 
-/// A body that has no tag (warming up): cacheable for the usual second.
+/// A body that has no tag (warming up): cacheable for a second, without the configured
+/// `stale-*` allowances (an empty list is nothing for a cache to fall back on).
 fn uncached_json(body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     let headers = response.headers_mut();
@@ -128,7 +143,7 @@ pub(crate) fn categories(ctx: &Shared, request: &Request) -> Response {
     // rather than failing a page load.
     ctx.app.results.with_prepared(|prepared| match prepared {
         None => uncached_json(Bytes::from(render::warming_up_categories_body())),
-        Some(p) => respond(&p.categories, request.headers()),
+        Some(p) => respond(ctx, &p.categories, request.headers()),
     })
 }
 

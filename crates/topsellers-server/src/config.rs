@@ -26,6 +26,24 @@ pub struct ServerConfig {
     pub max_concurrent_posts: usize,
     /// How often the web page fetches fresh results, in seconds. Default 5.
     pub page_refresh_secs: u32,
+    /// A server that follows a results store (`topsellers api`) calls its results stale when the
+    /// last successful refresh is older than this, in milliseconds, or when the last refresh
+    /// failed; stale answers are still served, marked `X-Results-Stale` and `"stale": true`.
+    /// Keep it a few times `cluster.refresh_interval_ms`, so that one slow refresh is not an
+    /// alarm. Servers without a results store are never stale. Default 5000.
+    pub stale_after_ms: u64,
+    /// `max-age` of `/v1/top` and `/v1/categories` answers, in seconds: how long browsers and
+    /// CDNs may reuse one without asking. Set it near the results' refresh interval (rounded up;
+    /// at least 1): longer only hides fresh results. Default 1.
+    pub cache_max_age_secs: u32,
+    /// `stale-while-revalidate` (RFC 5861), in seconds: a cache may answer with an expired answer
+    /// this long while it fetches the new one in the background, so no client waits for the
+    /// revalidation. 0 leaves the directive out. Default 10.
+    pub cache_stale_while_revalidate_secs: u32,
+    /// `stale-if-error` (RFC 5861), in seconds: a cache may keep answering with an expired answer
+    /// this long when every API server fails or cannot be reached. A stale list beats an error
+    /// page, and results an hour old are acceptable, hence the default 3600. 0 leaves it out.
+    pub cache_stale_if_error_secs: u32,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +55,10 @@ impl Default for ServerConfig {
             request_timeout_ms: 10_000,
             max_concurrent_posts: 64,
             page_refresh_secs: 5,
+            stale_after_ms: 5000,
+            cache_max_age_secs: 1,
+            cache_stale_while_revalidate_secs: 10,
+            cache_stale_if_error_secs: 3600,
         }
     }
 }
@@ -46,6 +68,9 @@ const MAX_BODY_BYTES: usize = 1024 * 1024 * 1024;
 const MAX_REQUEST_TIMEOUT_MS: u64 = 600_000;
 const MAX_CONCURRENT_POSTS: usize = 100_000;
 const MAX_PAGE_REFRESH_SECS: u32 = 3600;
+const MAX_STALE_AFTER_MS: u64 = 24 * 3_600_000;
+const MAX_CACHE_MAX_AGE_SECS: u32 = 3600;
+const MAX_CACHE_STALE_SECS: u32 = 7 * 86_400;
 /// Shortest accepted `server.auth_token`: anything shorter is a password someone typed, not a
 /// random token, and the endpoint is reachable by anyone who can guess it.
 pub(crate) const MIN_AUTH_TOKEN_CHARS: usize = 16;
@@ -104,7 +129,65 @@ impl ServerConfig {
                 self.page_refresh_secs
             ));
         }
+        if self.stale_after_ms == 0 || self.stale_after_ms > MAX_STALE_AFTER_MS {
+            problems.push(format!(
+                "server.stale_after_ms = {} is out of range; use 1 to {MAX_STALE_AFTER_MS} (default 5000), a few times cluster.refresh_interval_ms",
+                self.stale_after_ms
+            ));
+        }
+        if self.cache_max_age_secs == 0 || self.cache_max_age_secs > MAX_CACHE_MAX_AGE_SECS {
+            problems.push(format!(
+                "server.cache_max_age_secs = {} is out of range; use 1 to {MAX_CACHE_MAX_AGE_SECS} (default 1), about the results' refresh interval",
+                self.cache_max_age_secs
+            ));
+        }
+        for (key, value, default) in [
+            (
+                "cache_stale_while_revalidate_secs",
+                self.cache_stale_while_revalidate_secs,
+                10,
+            ),
+            (
+                "cache_stale_if_error_secs",
+                self.cache_stale_if_error_secs,
+                3600,
+            ),
+        ] {
+            if value > MAX_CACHE_STALE_SECS {
+                problems.push(format!(
+                    "server.{key} = {value} is out of range; use 0 (leave the directive out) to {MAX_CACHE_STALE_SECS} (default {default})"
+                ));
+            }
+        }
         problems
+    }
+
+    /// The `Cache-Control` of every tagged `/v1/top` and `/v1/categories` answer (also on 304s),
+    /// like `public, max-age=1, stale-while-revalidate=10, stale-if-error=3600`.
+    ///
+    /// Why these directives: `public` because answers hold no personal data and are the same for
+    /// every client, so CDNs may share them; a short `max-age` because results move every second
+    /// and the `ETag` (named after the result version) makes revalidation a cheap 304;
+    /// `stale-while-revalidate` so that a busy CDN never makes a shopper wait for that
+    /// revalidation; and `stale-if-error` because a stale list is fine and an error page is not:
+    /// when the API servers themselves are down, a CDN keeps showing the last lists. Staleness of
+    /// the *results* (the store being unreachable) does not change the header: those answers are
+    /// still the best there is, and are marked by `X-Results-Stale` instead.
+    pub fn cache_control(&self) -> String {
+        let mut value = format!("public, max-age={}", self.cache_max_age_secs.max(1));
+        if self.cache_stale_while_revalidate_secs > 0 {
+            value.push_str(&format!(
+                ", stale-while-revalidate={}",
+                self.cache_stale_while_revalidate_secs
+            ));
+        }
+        if self.cache_stale_if_error_secs > 0 {
+            value.push_str(&format!(
+                ", stale-if-error={}",
+                self.cache_stale_if_error_secs
+            ));
+        }
+        value
     }
 }
 
@@ -133,6 +216,13 @@ impl fmt::Debug for ServerConfig {
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_concurrent_posts", &self.max_concurrent_posts)
             .field("page_refresh_secs", &self.page_refresh_secs)
+            .field("stale_after_ms", &self.stale_after_ms)
+            .field("cache_max_age_secs", &self.cache_max_age_secs)
+            .field(
+                "cache_stale_while_revalidate_secs",
+                &self.cache_stale_while_revalidate_secs,
+            )
+            .field("cache_stale_if_error_secs", &self.cache_stale_if_error_secs)
             .finish()
     }
 }
@@ -161,6 +251,10 @@ mod tests {
             request_timeout_ms: 0,
             max_concurrent_posts: 0,
             page_refresh_secs: 0,
+            stale_after_ms: 0,
+            cache_max_age_secs: 0,
+            cache_stale_while_revalidate_secs: u32::MAX,
+            cache_stale_if_error_secs: 8 * 86_400,
         };
         let problems = c.validate();
         for key in [
@@ -170,13 +264,38 @@ mod tests {
             "server.request_timeout_ms",
             "server.max_concurrent_posts",
             "server.page_refresh_secs",
+            "server.stale_after_ms",
+            "server.cache_max_age_secs",
+            "server.cache_stale_while_revalidate_secs",
+            "server.cache_stale_if_error_secs",
         ] {
             assert!(
                 problems.iter().any(|p| p.starts_with(key)),
                 "{key} missing from {problems:?}"
             );
         }
-        assert_eq!(problems.len(), 6);
+        assert_eq!(problems.len(), 10);
+    }
+
+    #[test]
+    fn cache_control_follows_the_settings() {
+        assert_eq!(
+            ServerConfig::default().cache_control(),
+            "public, max-age=1, stale-while-revalidate=10, stale-if-error=3600"
+        );
+        let c = ServerConfig {
+            cache_max_age_secs: 2,
+            cache_stale_while_revalidate_secs: 0,
+            cache_stale_if_error_secs: 600,
+            ..ServerConfig::default()
+        };
+        assert_eq!(c.cache_control(), "public, max-age=2, stale-if-error=600");
+        let c = ServerConfig {
+            cache_stale_if_error_secs: 0,
+            ..c
+        };
+        assert_eq!(c.cache_control(), "public, max-age=2");
+        assert!(axum::http::HeaderValue::from_str(&c.cache_control()).is_ok());
     }
 
     #[test]

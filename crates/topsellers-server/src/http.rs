@@ -33,6 +33,8 @@ pub(crate) struct Shared {
     pub post_permits: Semaphore,
     /// The web page with its settings filled in.
     pub page: bytes::Bytes,
+    /// `Cache-Control` of tagged answers, from the configuration.
+    pub cache_control: axum::http::HeaderValue,
 }
 
 pub(crate) type Ctx = Arc<Shared>;
@@ -55,14 +57,20 @@ impl Shared {
 /// they are neither shed nor timed out; only `POST /v1/purchases` is limited by
 /// `server.max_concurrent_posts`, `server.max_body_bytes` and `server.request_timeout_ms`.
 ///
+/// Results that a follower reports stale (see [`Results::refreshed`]) are still answered with
+/// 200s, marked `X-Results-Stale`: no page request ever gets a 5xx because a store is down.
+///
 /// Every response carries an `X-Request-Id`: the client's own when it is 1 to 64 characters of
 /// `[A-Za-z0-9._-]`, else a generated one. A panicking handler becomes a 500 JSON error.
 pub fn router(state: AppState) -> Router {
     let page = page::render_page(&state.config);
     let metrics = Arc::clone(&state.metrics);
+    let cache_control = axum::http::HeaderValue::from_str(&state.config.cache_control())
+        .unwrap_or(crate::results::CACHE_CONTROL);
     let ctx: Ctx = Arc::new(Shared {
         post_permits: Semaphore::new(state.config.max_concurrent_posts),
         page,
+        cache_control,
         app: state,
     });
     Router::new()

@@ -35,6 +35,15 @@
 //!   event time: with idle advance on it moves with the wall clock before any purchase) is up and ready: answers are 200 with empty lists, `"empty": true`, and
 //!   `window_start`, `window_end` and `as_of` `null` (its zero times are no real times); `/readyz`
 //!   is 200 with `"events_counted": 0` and `"empty": true`. The key is absent otherwise.
+//! - **Stale results are served, never an error.** A server that follows a results store reports
+//!   each refresh ([`Results::refreshed`], [`Results::refresh_failed`]). When the last one failed,
+//!   or the last success is older than `server.stale_after_ms`, `/v1/top` and `/v1/categories`
+//!   still answer 200 with the last results, plus the header `X-Results-Stale: <seconds>` and the
+//!   body keys `"stale": true, "stale_seconds": <seconds>` (both absent while fresh); `/readyz`
+//!   stays 200 and adds `store_error`; `/metrics` has `topsellers_results_stale_seconds`.
+//! - **Caching:** tagged answers carry an `ETag` named after the result version and
+//!   `Cache-Control` from [`ServerConfig::cache_control`] (`public, max-age=1,
+//!   stale-while-revalidate=10, stale-if-error=3600` by default); `If-None-Match` gets a 304.
 //! - **Every response carries `X-Request-Id`**: the client's own if it is 1 to 64 characters of
 //!   `[A-Za-z0-9._-]`, else a generated one. `POST /v1/purchases` also returns it as
 //!   `request_id` in its body (errors included) and hands it to the sink through
@@ -46,6 +55,7 @@ mod api;
 mod config;
 mod edge;
 mod error;
+mod freshness;
 mod http;
 pub mod metrics;
 mod page;
@@ -61,7 +71,8 @@ mod sink;
 mod testdata;
 
 pub use config::ServerConfig;
+pub use freshness::Freshness;
 pub use http::{router, serve, AppState};
 pub use metrics::Metrics;
-pub use results::Results;
+pub use results::{Results, X_RESULTS_STALE};
 pub use sink::{BoxFuture, PurchaseSink, RejectedRecord, SubmitContext, SubmitError, SubmitReport};

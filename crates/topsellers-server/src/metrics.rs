@@ -4,6 +4,7 @@
 //! enums or `&'static str` chosen in code, never from input, so cardinality stays bounded and no
 //! personal data can reach a label.
 
+use crate::Freshness;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -493,6 +494,32 @@ impl Metrics {
     }
 }
 
+/// Appends the freshness of the served results to a [`Metrics::render`] output: how stale they are
+/// (0 while fresh, and always on a server without a results store) and how many refreshes of the
+/// results store succeeded and failed. Kept apart from `Metrics` because the follower reports to
+/// [`Results`](crate::Results), which the metrics do not know.
+pub(crate) fn render_freshness(out: &mut String, freshness: &Freshness) {
+    family(
+        out,
+        "results_stale_seconds",
+        "gauge",
+        "Seconds since the last successful refresh from the results store while the results are stale; 0 when fresh.",
+    );
+    sample(out, "results_stale_seconds", &[], freshness.stale_seconds);
+    counter(
+        out,
+        "results_refreshes_total",
+        "Successful refreshes from the results store (changed or not).",
+        freshness.refreshes,
+    );
+    counter(
+        out,
+        "results_refresh_failures_total",
+        "Refreshes that could not read the results store.",
+        freshness.refresh_failures,
+    );
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP topsellers_{name} {help}");
     let _ = writeln!(out, "# TYPE topsellers_{name} {kind}");
@@ -643,6 +670,30 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("topsellers_snapshot_version 42"), "{text}");
+    }
+
+    #[test]
+    fn freshness_renders_well_formed() {
+        let mut text = Metrics::new().render(None, 0);
+        render_freshness(
+            &mut text,
+            &Freshness {
+                followed: true,
+                stale: true,
+                stale_seconds: 17,
+                refreshes: 3,
+                refresh_failures: 2,
+                ..Freshness::default()
+            },
+        );
+        assert_well_formed(&text);
+        for expected in [
+            "topsellers_results_stale_seconds 17",
+            "topsellers_results_refreshes_total 3",
+            "topsellers_results_refresh_failures_total 2",
+        ] {
+            assert!(text.contains(expected), "{expected} missing from\n{text}");
+        }
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The latest snapshot, with the answers hot requests need rendered ahead of time.
 
+use crate::freshness::{wall_clock_ms, Freshness, FreshnessState};
 use crate::render;
 use arc_swap::ArcSwapOption;
 use axum::http::{header, HeaderMap, HeaderValue};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
-use topsellers_model::{Snapshot, WindowBounds};
+use topsellers_model::{Snapshot, TimestampMs, WindowBounds};
 
 /// The `n` a request gets when it names none, and the one pre-rendered for every list.
 pub(crate) const DEFAULT_N: usize = 10;
@@ -34,6 +35,7 @@ pub struct Results {
 struct Shared {
     current: ArcSwapOption<Prepared>,
     currency_decimals: u32,
+    freshness: FreshnessState,
 }
 
 impl Default for Results {
@@ -57,6 +59,7 @@ impl Results {
             shared: Arc::new(Shared {
                 current: ArcSwapOption::empty(),
                 currency_decimals: decimals,
+                freshness: FreshnessState::new(),
             }),
         }
     }
@@ -69,6 +72,56 @@ impl Results {
     pub fn publish(&self, snapshot: Snapshot) {
         let prepared = Prepared::new(Arc::new(snapshot), self.shared.currency_decimals);
         self.shared.current.store(Some(Arc::new(prepared)));
+        self.shared.freshness.published();
+    }
+
+    /// Reports a successful read of the results store at `now_ms` (Unix milliseconds, wall
+    /// clock), whether or not it brought anything new: the results are confirmed current.
+    ///
+    /// For servers that follow a results store. Call it after every successful refresh, and after
+    /// [`publish`](Results::publish) when the refresh brought a new snapshot, so that the age never
+    /// counts from before the results being served. The first report (this or
+    /// [`refresh_failed`](Results::refresh_failed)) turns staleness tracking on; until then (and
+    /// forever on a server whose node publishes in-process) the results are never stale.
+    ///
+    /// ```
+    /// use topsellers_server::Results;
+    /// # let (snapshot, now_ms) = (None::<topsellers_model::Snapshot>, 1_714_564_800_000);
+    /// let results = Results::new();
+    /// // In the follower's loop:
+    /// match Ok::<_, std::io::Error>(snapshot) {
+    ///     Ok(Some(new)) => { results.publish(new); results.refreshed(now_ms) }
+    ///     Ok(None) => results.refreshed(now_ms),
+    ///     Err(e) => results.refresh_failed(now_ms, &e.to_string()),
+    /// }
+    /// assert!(!results.freshness(now_ms, 5000).stale);
+    /// ```
+    pub fn refreshed(&self, now_ms: TimestampMs) {
+        self.shared.freshness.refreshed(now_ms);
+    }
+
+    /// Reports that the results store could not be read at `now_ms`, because of `reason` (one
+    /// line; credentials in `scheme://user:password@host` URLs are masked, and it is cut at 300
+    /// characters, since `/readyz` shows it to anyone). The results stay served, now marked stale,
+    /// until the next [`refreshed`](Results::refreshed).
+    pub fn refresh_failed(&self, now_ms: TimestampMs, reason: &str) {
+        self.shared.freshness.refresh_failed(now_ms, reason);
+    }
+
+    /// How current the results are at `now_ms`, with `stale_after_ms` the age beyond which a
+    /// successful refresh no longer counts as current (`server.stale_after_ms`).
+    pub fn freshness(&self, now_ms: TimestampMs, stale_after_ms: u64) -> Freshness {
+        self.shared.freshness.snapshot(now_ms, stale_after_ms)
+    }
+
+    /// The hot-path form of [`freshness`](Results::freshness) at the wall clock: `Some(seconds)`
+    /// when stale. Reads no clock for results nobody reports refreshes to.
+    pub(crate) fn stale_seconds(&self, stale_after_ms: u64) -> Option<u64> {
+        let freshness = &self.shared.freshness;
+        if !freshness.is_followed() {
+            return None;
+        }
+        freshness.stale_seconds(wall_clock_ms(), stale_after_ms)
     }
 
     /// The snapshot being served, `None` before the first publish.
@@ -99,16 +152,32 @@ pub(crate) struct Rendered {
     pub headers: HeaderMap,
 }
 
-/// Results change at most about once a second; a one-second cache lets CDNs and browsers absorb
-/// bursts without serving anything noticeably older.
+/// The `Cache-Control` of answers before the first snapshot, which have no tag: a second, and no
+/// serving them stale (an empty "warming up" list is nothing to fall back on). Tagged answers get
+/// the configured one, [`ServerConfig::cache_control`](crate::ServerConfig::cache_control).
 pub(crate) const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("public, max-age=1");
 pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");
 pub(crate) const AS_OF: axum::http::HeaderName =
     axum::http::HeaderName::from_static("x-topsellers-as-of");
 
+/// `X-Results-Stale: <seconds>`: present only on answers whose results are stale (see
+/// [`Results::freshness`]), with the whole seconds since the last successful refresh.
+///
+/// Why a header of our own, and not `Age` or `Warning`: `Warning` is obsolete (RFC 9111 dropped
+/// it). `Age` means the time since the *response* was generated or validated by the origin, and
+/// shared caches add their own residence time to it and compare it with `max-age`: an origin that
+/// put the data's staleness there would make every CDN treat each answer as expired on arrival and
+/// forward every request to the API servers, a thundering herd at the very moment the store is
+/// down. So caching stays governed by `Cache-Control` alone (whose `stale-if-error` is what lets a
+/// CDN keep answering when the API servers themselves fail), and clients and monitors that want to
+/// know how old the results are read this header, or `stale` and `stale_seconds` in the body.
+pub const X_RESULTS_STALE: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("x-results-stale");
+
 impl Rendered {
     pub fn new(body: Bytes, etag: HeaderValue, as_of: Option<&HeaderValue>) -> Rendered {
-        let mut headers = HeaderMap::with_capacity(5);
+        // Room for `X-Results-Stale` too, so that marking an answer stale never regrows the map.
+        let mut headers = HeaderMap::with_capacity(6);
         headers.insert(header::CONTENT_TYPE, JSON);
         headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
         headers.insert(header::ETAG, etag.clone());
@@ -118,6 +187,48 @@ impl Rendered {
         headers.insert(crate::edge::X_REQUEST_ID, HeaderValue::from_static("-"));
         Rendered {
             body,
+            etag,
+            headers,
+        }
+    }
+
+    /// This answer with its results marked stale for `seconds`: the body gains
+    /// `"stale":true,"stale_seconds":N` as its last keys, the headers `X-Results-Stale: N`, and the
+    /// tag a `.stale-N` suffix.
+    ///
+    /// The body is the pre-rendered one with the keys spliced in before its closing brace (one
+    /// copy, no serialising), so the fresh answer stays exactly as pre-rendered and only stale
+    /// answers pay. The tag changes with `N` because the bytes do: a strong tag names one exact
+    /// body, and a client revalidating a fresh answer must get the stale one (and learn that it is
+    /// stale), not a 304.
+    pub fn stale(&self, seconds: u64) -> Rendered {
+        let mut headers = self.headers.clone();
+        headers.insert(X_RESULTS_STALE, HeaderValue::from(seconds));
+        let Some(open) = self.body.strip_suffix(b"}") else {
+            // Every body is a JSON object; were one not, the header alone still says it.
+            debug_assert!(false, "a body that is not a JSON object");
+            return Rendered {
+                body: self.body.clone(),
+                etag: self.etag.clone(),
+                headers,
+            };
+        };
+        let suffix = format!(",\"stale\":true,\"stale_seconds\":{seconds}}}");
+        let mut body = bytes::BytesMut::with_capacity(open.len() + suffix.len());
+        body.extend_from_slice(open);
+        body.extend_from_slice(suffix.as_bytes());
+        let tag = self.etag.as_bytes();
+        let etag = tag
+            .strip_suffix(b"\"")
+            .and_then(|inner| {
+                let mut stale = inner.to_vec();
+                stale.extend_from_slice(format!(".stale-{seconds}\"").as_bytes());
+                HeaderValue::from_bytes(&stale).ok()
+            })
+            .unwrap_or_else(|| HeaderValue::from_static("\"untagged.stale\""));
+        headers.insert(header::ETAG, etag.clone());
+        Rendered {
+            body: body.freeze(),
             etag,
             headers,
         }
@@ -288,6 +399,36 @@ mod tests {
         next.version += 1;
         results.publish(next);
         results.with_prepared(|p| assert_ne!(first, p.unwrap().render("electronics", 0, 10).etag));
+    }
+
+    #[test]
+    fn the_stale_variant_adds_keys_header_and_tag() {
+        let results = Results::new();
+        results.publish(snapshot());
+        results.with_prepared(|p| {
+            let p = p.unwrap();
+            for fresh in [p.pre_rendered("electronics", 0).unwrap(), &p.categories] {
+                let stale = fresh.stale(42);
+                let mut expected: serde_json::Value = serde_json::from_slice(&fresh.body).unwrap();
+                expected["stale"] = true.into();
+                expected["stale_seconds"] = 42.into();
+                let got: serde_json::Value = serde_json::from_slice(&stale.body).unwrap();
+                assert_eq!(got, expected);
+                assert!(stale
+                    .body
+                    .ends_with(br#","stale":true,"stale_seconds":42}"#));
+                assert_eq!(stale.headers[X_RESULTS_STALE], "42");
+                assert_eq!(stale.headers[header::ETAG], stale.etag);
+                let tag = stale.etag.to_str().unwrap();
+                assert!(
+                    tag.starts_with('"') && tag.ends_with(".stale-42\""),
+                    "{tag}"
+                );
+                assert_ne!(stale.etag, fresh.stale(43).etag);
+                assert!(!fresh.headers.contains_key(X_RESULTS_STALE));
+                assert!(!fresh.body.windows(7).any(|w| w == b"\"stale\""));
+            }
+        });
     }
 
     #[test]

@@ -13,7 +13,10 @@ async fn top_defaults_to_site_wide_first_window_ten_items() {
     let a = get(&app.router, "/v1/top").await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.header("content-type"), "application/json");
-    assert_eq!(a.header("cache-control"), "public, max-age=1");
+    assert_eq!(
+        a.header("cache-control"),
+        "public, max-age=1, stale-while-revalidate=10, stale-if-error=3600"
+    );
     assert_eq!(a.header("x-topsellers-as-of"), "2024-05-01T12:00:00Z");
     assert!(a.header("etag").starts_with('"'));
     let v = a.json();
@@ -206,7 +209,10 @@ async fn etag_gives_304_until_the_snapshot_changes() {
     assert_eq!(a.status, StatusCode::NOT_MODIFIED);
     assert!(a.body.is_empty());
     assert_eq!(a.header("etag"), etag);
-    assert_eq!(a.header("cache-control"), "public, max-age=1");
+    assert_eq!(
+        a.header("cache-control"),
+        "public, max-age=1, stale-while-revalidate=10, stale-if-error=3600"
+    );
     assert_eq!(a.header("x-topsellers-as-of"), "2024-05-01T12:00:00Z");
     // Another n is another answer.
     let other = send(
