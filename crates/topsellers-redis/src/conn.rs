@@ -98,25 +98,34 @@ impl Pool {
                 Conn::Cluster(Box::new(conn))
             }
         };
-        // On every node of a cluster: CLIENT SETNAME is routed to all of them.
-        redis::cmd("CLIENT")
+        // On every node of a cluster: CLIENT SETNAME is routed to all of them. Only a help for operators
+        // (CLIENT LIST), so a server that refuses it (ACLs) is fine.
+        let named = redis::cmd("CLIENT")
             .arg("SETNAME")
             .arg(&self.client_name)
-            .exec(conn.like())?;
-        Ok(conn)
+            .exec(conn.like());
+        match named {
+            Err(e) if breaks_connection(&e) => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "CLIENT SETNAME refused; connections stay unnamed");
+                Ok(conn)
+            }
+            Ok(()) => Ok(conn),
+        }
     }
 
-    /// A free connection slot, or (all busy) the next one in turn, to wait for.
+    /// The first free connection slot, so that a handle used by one thread at a time keeps to one
+    /// connection; when all are busy, the next one in turn, to wait for.
     fn slot(&self) -> MutexGuard<'_, Option<Conn>> {
-        let n = self.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            if let Ok(guard) = self.slots[(start + i) % n].try_lock() {
+        for slot in self.slots.iter() {
+            if let Ok(guard) = slot.try_lock() {
                 return guard;
             }
         }
+        let n = self.slots.len();
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % n;
         // A panic while a connection was in use may have left a reply unread on it: start afresh.
-        self.slots[start % n].lock().unwrap_or_else(|poisoned| {
+        self.slots[turn].lock().unwrap_or_else(|poisoned| {
             let mut guard = poisoned.into_inner();
             *guard = None;
             guard
@@ -145,9 +154,13 @@ impl Pool {
             match call(conn) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    if breaks_connection(&e) || !conn.is_open() {
+                    // A slot moved (resharding, failover): the cluster client follows MOVED by itself,
+                    // but not when it comes inside a MULTI/EXEC (as EXECABORT), so start over with a new
+                    // connection, which reads the slots afresh.
+                    let moved = matches!(conn, Conn::Cluster(_)) && has_code(&e, &["MOVED"]);
+                    if moved || breaks_connection(&e) || !conn.is_open() {
                         *slot = None;
-                        if e.is_connection_dropped() && !fresh && !retried {
+                        if (moved || e.is_connection_dropped()) && !fresh && !retried {
                             retried = true;
                             continue;
                         }
@@ -157,6 +170,15 @@ impl Pool {
             }
         }
     }
+}
+
+/// Whether `e`, or one of the errors inside an aborted transaction, has one of `codes` (`OOM`, `MOVED`,
+/// ...).
+pub(crate) fn has_code(e: &RedisError, codes: &[&str]) -> bool {
+    e.code().is_some_and(|c| codes.contains(&c))
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|inner| inner.iter().any(|(_, s)| codes.contains(&s.code())))
 }
 
 fn breaks_connection(e: &RedisError) -> bool {

@@ -1,10 +1,11 @@
-//! The Lua scripts, one per operation, each behind the shared prelude (`src/lua/prelude.lua`, which also
-//! documents their KEYS and ARGV), and how they are called: `EVALSHA` first, since the body of a script
-//! is sent once per server rather than with every call, and `EVAL` when the server answers `NOSCRIPT`
+//! The Lua scripts, one per writing operation, each behind the shared prelude (`src/lua/prelude.lua`,
+//! which also documents their KEYS and ARGV), and how they are called: in a MULTI/EXEC with the plain
+//! commands that move the big values (see the prelude), by `EVALSHA` first, since the body of a script is
+//! sent once per server rather than with every call, and by `EVAL` when the server answers `NOSCRIPT`
 //! (after a restart, a failover or `SCRIPT FLUSH`, and on each node of a cluster the first time), which
 //! also caches it there for the next `EVALSHA`.
 
-use redis::{ConnectionLike, ErrorKind, RedisResult, ServerErrorKind, Value};
+use redis::{ConnectionLike, ErrorKind, Pipeline, RedisResult, ServerErrorKind, Value};
 use std::sync::LazyLock;
 
 macro_rules! lua {
@@ -33,27 +34,66 @@ impl Lua {
         }
     }
 
-    /// Runs the script with `keys` and `args`; the keys also route the call to its node in a cluster.
+    /// Runs the script with `keys` and `args` in one MULTI/EXEC, after the commands `before` queues and
+    /// ahead of those `after` queues; returns how many commands `before` queued, and every reply in
+    /// order. The first key routes the whole transaction to its node in a cluster, so every command must
+    /// use keys of the same hash tag.
     pub(crate) fn run(
         &self,
         con: &mut dyn ConnectionLike,
         keys: &[String],
         args: &[&[u8]],
-    ) -> RedisResult<Value> {
-        let call = |command: &str, script: &str| {
-            let mut cmd = redis::cmd(command);
-            cmd.arg(script).arg(keys.len()).arg(keys);
+        before: &dyn Fn(&mut Pipeline),
+        after: &dyn Fn(&mut Pipeline),
+    ) -> RedisResult<(usize, Vec<Value>)> {
+        let mut queued_before = 0;
+        let mut transaction = |command: &str, script: &str| {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            before(&mut pipe);
+            queued_before = pipe.len();
+            pipe.cmd(command).arg(script).arg(keys.len()).arg(keys);
             for arg in args {
-                cmd.arg(*arg);
+                pipe.arg(*arg);
             }
-            cmd
+            after(&mut pipe);
+            pipe
         };
-        match call("EVALSHA", &self.sha).query(con) {
+        // The commands queued with EVALSHA ran even when it found no script: running them again with
+        // EVAL leaves the same result (they only write the incoming keys, or read).
+        let values = match exec(con, &transaction("EVALSHA", &self.sha)) {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                call("EVAL", self.body).query(con)
+                exec(con, &transaction("EVAL", self.body))
             }
             other => other,
-        }
+        }?;
+        Ok((queued_before, values))
+    }
+}
+
+/// Runs the atomic pipeline `transaction` (MULTI ... EXEC) and returns the replies of its commands.
+///
+/// `Pipeline::query` refuses cluster connections, which cannot pipeline commands in general; but a
+/// cluster connection does send a MULTI/EXEC block whole to the node of its first command's key (and
+/// follows redirections with it), which is all a namespace, under one hash tag, needs.
+pub(crate) fn exec(
+    con: &mut dyn ConnectionLike,
+    transaction: &Pipeline,
+) -> RedisResult<Vec<Value>> {
+    let packed = transaction.get_packed_pipeline();
+    // Skip the replies to MULTI and the QUEUED of each command; keep the one to EXEC.
+    let mut replies = con.req_packed_commands(&packed, transaction.len() + 1, 1)?;
+    match replies.pop() {
+        Some(Value::Array(items)) => items.into_iter().map(Value::extract_error).collect(),
+        Some(other) => match other.extract_error() {
+            Err(e) => Err(e),
+            Ok(_) => Err((
+                ErrorKind::UnexpectedReturnType,
+                "EXEC did not answer an array",
+            )
+                .into()),
+        },
+        None => Err((ErrorKind::UnexpectedReturnType, "no reply to EXEC").into()),
     }
 }
 
@@ -62,7 +102,6 @@ pub(crate) struct Scripts {
     pub(crate) claim: Lua,
     pub(crate) save_results: Lua,
     pub(crate) save_checkpoint: Lua,
-    pub(crate) load_results: Lua,
     pub(crate) delete_namespace: Lua,
 }
 
@@ -71,7 +110,6 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     claim: Lua::new("claim", lua!("claim")),
     save_results: Lua::new("save_results", lua!("save_results")),
     save_checkpoint: Lua::new("save_checkpoint", lua!("save_checkpoint")),
-    load_results: Lua::new("load_results", lua!("load_results")),
     delete_namespace: Lua::new("delete_namespace", lua!("delete_namespace")),
 });
 
@@ -87,7 +125,6 @@ mod tests {
             &s.claim,
             &s.save_results,
             &s.save_checkpoint,
-            &s.load_results,
             &s.delete_namespace,
         ] {
             assert!(

@@ -1,11 +1,11 @@
 //! [`RedisPartitionStore`]: the implementation of [`PartitionStore`] on Redis (see the crate docs for the
 //! key layout and why it is safe).
 
-use crate::conn::{Conn, Pool};
-use crate::scripts::{Lua, SCRIPTS};
+use crate::conn::{has_code, Conn, Pool};
+use crate::scripts::{self, Lua, SCRIPTS};
 use crate::settings::RedisSettings;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr};
-use redis::{ErrorKind, RedisError, ServerErrorKind, Value};
+use redis::{ErrorKind, Pipeline, RedisError, ServerErrorKind, Value};
 use std::io;
 use std::path::PathBuf;
 use topsellers_store::partitions::{decode_snapshot, encode_snapshot};
@@ -14,6 +14,10 @@ use topsellers_store::{
     StoreError,
 };
 use xxhash_rust::xxh3::xxh3_64;
+
+/// How long a value sent to an incoming key may wait for its script: it is renamed or deleted in the
+/// same MULTI/EXEC, so only a failed script leaves one behind, for this long.
+const INCOMING_TTL_MS: u64 = 600_000;
 
 /// A partition store in Redis or a Redis Cluster, opened for one namespace. Any number of handles, in
 /// any number of processes, may use the same namespace at once; each handle keeps up to
@@ -57,8 +61,8 @@ impl Keys {
         format!("{}:binding", self.tag)
     }
 
-    /// The five keys every script takes, for `partition`.
-    fn script_keys(&self, partition: u32) -> [String; 5] {
+    /// The seven keys every script takes, for `partition` (see `src/lua/prelude.lua`).
+    fn script_keys(&self, partition: u32) -> [String; 7] {
         let t = &self.tag;
         [
             format!("{t}:binding"),
@@ -66,6 +70,8 @@ impl Keys {
             format!("{t}:partition:{partition}"),
             format!("{t}:checkpoint:{partition}"),
             format!("{t}:results:{partition}"),
+            format!("{t}:incoming-checkpoint:{partition}"),
+            format!("{t}:incoming-results:{partition}"),
         ]
     }
 }
@@ -204,7 +210,14 @@ impl RedisPartitionStore {
     /// many keys there were. Other handles on the namespace then see it empty and unbound.
     pub fn delete_namespace(&self) -> Result<u64, StoreError> {
         let op = Op::DeleteNamespace;
-        let mut reply = self.script(op, &SCRIPTS.delete_namespace, 0, &[])?;
+        let (mut reply, _) = self.script(
+            op,
+            &SCRIPTS.delete_namespace,
+            0,
+            &[],
+            &|_, _| {},
+            &|_, _| {},
+        )?;
         let removed = reply.take(0).and_then(|b| String::from_utf8(b).ok());
         removed
             .and_then(|r| r.parse().ok())
@@ -225,9 +238,7 @@ impl RedisPartitionStore {
             })
             .map_err(|e| self.error(Op::Connect, e))?;
         if let Some(policy) = &policy {
-            let evicts_ours = policy.starts_with("allkeys-")
-                || (policy.starts_with("volatile-") && settings.key_ttl_secs > 0);
-            if evicts_ours {
+            if evicts_store_keys(policy, settings.key_ttl_secs) {
                 return Err(StoreError::Io {
                     action: "use",
                     path: PathBuf::from(&self.describe),
@@ -252,14 +263,18 @@ impl RedisPartitionStore {
         Ok(())
     }
 
-    /// Runs `lua` for `partition` with the arguments after the common ones (tag, TTL, partition).
+    /// Runs `lua` for `partition` with the arguments after the common ones (tag, TTL, partition), in one
+    /// MULTI/EXEC behind the commands `before` queues and ahead of those `after` queues (given the keys);
+    /// returns the script's reply and the replies of the commands after it.
     fn script(
         &self,
         op: Op,
         lua: &Lua,
         partition: u32,
         args: &[&[u8]],
-    ) -> Result<Reply, StoreError> {
+        before: &dyn Fn(&mut Pipeline, &[String; 7]),
+        after: &dyn Fn(&mut Pipeline, &[String; 7]),
+    ) -> Result<(Reply, Vec<Value>), StoreError> {
         let keys = self.keys.script_keys(partition);
         let partition_arg = partition.to_string();
         let mut all: Vec<&[u8]> = vec![
@@ -268,23 +283,35 @@ impl RedisPartitionStore {
             partition_arg.as_bytes(),
         ];
         all.extend_from_slice(args);
-        let value = self
+        let (queued_before, values) = self
             .pool
-            .run(|conn| lua.run(conn.like(), &keys, &all))
+            .run(|conn| {
+                lua.run(
+                    conn.like(),
+                    &keys,
+                    &all,
+                    &|pipe| before(pipe, &keys),
+                    &|pipe| after(pipe, &keys),
+                )
+            })
             .map_err(|e| self.error(op, e))?;
-        let reply = Reply::parse(value)
+        let mut values = values.into_iter().skip(queued_before);
+        let reply = values
+            .next()
+            .and_then(Reply::parse)
             .ok_or_else(|| self.unexpected(op, lua, "not an array of strings"))?;
-        if reply.status == "corrupt" {
-            return Err(self.corrupt(
+        match reply.status.as_str() {
+            "corrupt" => Err(self.corrupt(
                 partition,
                 "results mark",
                 format!(
                     "{:?} is not \"<version> <next_offset>\"",
                     reply.text(1).unwrap_or_default()
                 ),
-            ));
+            )),
+            "not_staged" => Err(self.unexpected(op, lua, "an incoming value went missing")),
+            _ => Ok((reply, values.collect())),
         }
-        Ok(reply)
     }
 
     fn error(&self, op: Op, e: RedisError) -> StoreError {
@@ -386,7 +413,6 @@ impl RedisPartitionStore {
             (
                 c.next_offset.to_string(),
                 format!("{:016x}", xxh3_64(&c.state)),
-                c.state.as_slice(),
             )
         });
         let mut args: Vec<&[u8]> = vec![
@@ -394,12 +420,26 @@ impl RedisPartitionStore {
             version.as_bytes(),
             offset.as_bytes(),
             snapshot_xxh3.as_bytes(),
-            &snapshot,
         ];
-        if let Some((offset, checksum, state)) = &checkpoint_args {
-            args.extend_from_slice(&[offset.as_bytes(), checksum.as_bytes(), state]);
+        if let Some((offset, checksum)) = &checkpoint_args {
+            args.extend_from_slice(&[offset.as_bytes(), checksum.as_bytes()]);
         }
-        let reply = self.script(op, lua, partition, &args)?;
+        // The big values go to the incoming keys by plain SETs in the same MULTI/EXEC, never through Lua.
+        let stage = |pipe: &mut Pipeline, keys: &[String; 7]| {
+            if let Some(checkpoint) = checkpoint {
+                pipe.cmd("SET")
+                    .arg(&keys[5])
+                    .arg(&checkpoint.state[..])
+                    .arg("PX")
+                    .arg(INCOMING_TTL_MS);
+            }
+            pipe.cmd("SET")
+                .arg(&keys[6])
+                .arg(&snapshot[..])
+                .arg("PX")
+                .arg(INCOMING_TTL_MS);
+        };
+        let (reply, _) = self.script(op, lua, partition, &args, &stage, &|_, _| {})?;
         match reply.status.as_str() {
             "ok" => Ok(()),
             "fenced" => Err(self.fenced(partition, epoch, &reply)),
@@ -422,11 +462,13 @@ impl PartitionStore for RedisPartitionStore {
     fn bind(&self, binding: &StoreBinding) -> Result<(), StoreError> {
         let partitions = binding.partitions.to_string();
         let lua = &SCRIPTS.bind;
-        let reply = self.script(
+        let (reply, _) = self.script(
             Op::Bind,
             lua,
             0,
             &[partitions.as_bytes(), binding.settings.as_bytes()],
+            &|_, _| {},
+            &|_, _| {},
         )?;
         match reply.status.as_str() {
             "ok" => Ok(()),
@@ -457,7 +499,11 @@ impl PartitionStore for RedisPartitionStore {
     fn claim(&self, partition: u32) -> Result<Claim, StoreError> {
         let op = Op::Claim(partition);
         let lua = &SCRIPTS.claim;
-        let mut reply = self.script(op, lua, partition, &[])?;
+        // The state is read by a plain GET right behind the script, in the same MULTI/EXEC.
+        let read_state = |pipe: &mut Pipeline, keys: &[String; 7]| {
+            pipe.cmd("GET").arg(&keys[3]);
+        };
+        let (reply, after) = self.script(op, lua, partition, &[], &|_, _| {}, &read_state)?;
         match reply.status.as_str() {
             "ok" => {}
             "not_bound" => {
@@ -493,7 +539,11 @@ impl PartitionStore for RedisPartitionStore {
                     )
                 })?;
                 let checksum = reply.text(2).unwrap_or_default().to_string();
-                let state = reply.take(3).ok_or_else(|| {
+                let state = match after.into_iter().next() {
+                    Some(Value::BulkString(state)) => Some(state),
+                    _ => None,
+                };
+                let state = state.ok_or_else(|| {
                     self.corrupt(partition, "checkpoint", "its state is missing".into())
                 })?;
                 let actual = format!("{:016x}", xxh3_64(&state));
@@ -507,7 +557,7 @@ impl PartitionStore for RedisPartitionStore {
                 Some(PartitionCheckpoint { next_offset, state })
             }
         };
-        let results = match reply.text(4) {
+        let results = match reply.text(3) {
             None => None,
             Some(mark) => Some(
                 parse_mark(partition, mark)
@@ -565,19 +615,35 @@ impl PartitionStore for RedisPartitionStore {
     }
 
     fn load_results(&self, partition: u32) -> Result<Option<PartitionResults>, StoreError> {
-        let op = Op::LoadResults(partition);
-        let lua = &SCRIPTS.load_results;
-        let mut reply = self.script(op, lua, partition, &[])?;
-        match reply.status.as_str() {
-            "none" => return Ok(None),
-            "ok" => {}
-            other => return Err(self.unexpected(op, lua, other)),
-        }
-        let mark_text = reply.text(0).unwrap_or_default().to_string();
+        let t = &self.keys.tag;
+        let (marks, row, results) = (
+            format!("{t}:marks"),
+            format!("{t}:partition:{partition}"),
+            format!("{t}:results:{partition}"),
+        );
+        // One MULTI/EXEC, so that mark, checksum and snapshot belong to the same save.
+        let (mark, checksum, bytes): (Option<String>, Option<String>, Option<Vec<u8>>) = self
+            .pool
+            .run(|conn| {
+                let values = scripts::exec(
+                    conn.like(),
+                    redis::pipe()
+                        .atomic()
+                        .hget(&marks, partition)
+                        .hget(&row, "results_xxh3")
+                        .get(&results),
+                )?;
+                redis::FromRedisValue::from_redis_value(Value::Array(values))
+                    .map_err(redis::RedisError::from)
+            })
+            .map_err(|e| self.error(Op::LoadResults(partition), e))?;
+        let Some(mark_text) = mark else {
+            return Ok(None);
+        };
         let mark = parse_mark(partition, &mark_text)
             .ok_or_else(|| self.corrupt(partition, "results mark", format!("{mark_text:?}")))?;
-        let checksum = reply.text(1).unwrap_or_default().to_string();
-        let bytes = reply.take(2).ok_or_else(|| {
+        let checksum = checksum.unwrap_or_default();
+        let bytes = bytes.ok_or_else(|| {
             self.corrupt(
                 partition,
                 "results",
@@ -613,6 +679,12 @@ impl PartitionStore for RedisPartitionStore {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// Whether Redis with `maxmemory-policy` `policy` may evict the store's keys when memory runs short:
+/// `allkeys-*` evicts any key, `volatile-*` any key with a TTL, which ours have unless `key_ttl_secs` is 0.
+fn evicts_store_keys(policy: &str, key_ttl_secs: u64) -> bool {
+    policy.starts_with("allkeys-") || (policy.starts_with("volatile-") && key_ttl_secs > 0)
 }
 
 /// A stored mark, `"<version> <next_offset>"`.
@@ -665,11 +737,10 @@ fn unavailable(describe: &str, op: Op, e: RedisError) -> StoreError {
     let partition = op
         .partition()
         .map_or_else(String::new, |p| format!("partition {p}: "));
-    let code = e.code().unwrap_or_default().to_string();
     let denied = matches!(
         e.kind(),
         ErrorKind::AuthenticationFailed | ErrorKind::Server(ServerErrorKind::NoPerm)
-    ) || matches!(code.as_str(), "WRONGPASS" | "NOAUTH" | "NOPERM");
+    ) || has_code(&e, &["WRONGPASS", "NOAUTH", "NOPERM"]);
     if denied {
         return StoreError::PermissionDenied {
             path: PathBuf::from(describe),
@@ -693,13 +764,27 @@ fn unavailable(describe: &str, op: Op, e: RedisError) -> StoreError {
              to retry",
         )
     } else {
-        match (e.kind(), code.as_str()) {
+        // Inside an aborted transaction, the error of the command that was refused decides.
+        let code = [
+            "OOM",
+            "BUSY",
+            "MOVED",
+            "ASK",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+            "READONLY",
+            "LOADING",
+        ]
+        .into_iter()
+        .find(|c| has_code(&e, &[c]))
+        .unwrap_or_default();
+        match (e.kind(), code) {
             (ErrorKind::Io | ErrorKind::ClusterConnectionNotFound, _) => (
                 io::ErrorKind::ConnectionAborted,
                 "check that Redis is running and reachable at this address from this host; the call is \
                  safe to retry",
             ),
-            (ErrorKind::Server(ServerErrorKind::BusyLoading), _) => (
+            (ErrorKind::Server(ServerErrorKind::BusyLoading), _) | (_, "LOADING") => (
                 io::ErrorKind::Other,
                 "Redis is loading its data after a restart; retry in a moment",
             ),
@@ -710,17 +795,19 @@ fn unavailable(describe: &str, op: Op, e: RedisError) -> StoreError {
                     | ServerErrorKind::MasterDown,
                 ),
                 _,
-            ) => (
+            )
+            | (_, "TRYAGAIN" | "CLUSTERDOWN" | "ASK") => (
                 io::ErrorKind::Other,
                 "the Redis Cluster is failing over or moving slots; retry in a moment",
             ),
-            (ErrorKind::Server(ServerErrorKind::ReadOnly), _) => (
+            (ErrorKind::Server(ServerErrorKind::ReadOnly), _) | (_, "READONLY") => (
                 io::ErrorKind::Other,
                 "this Redis is a read-only replica; point the store's URL at the primary",
             ),
-            (ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask), _) => (
+            (ErrorKind::Server(ServerErrorKind::Moved), _) | (_, "MOVED") => (
                 io::ErrorKind::Other,
-                "this Redis is a node of a Redis Cluster; set cluster = true",
+                "the key's slot is served by another Redis Cluster node: set cluster = true if the store \
+                 is not configured for a cluster yet, otherwise its slots are moving; retry in a moment",
             ),
             (_, "OOM") => (
                 io::ErrorKind::OutOfMemory,
@@ -761,6 +848,15 @@ mod tests {
         assert_eq!(parse_mark(0, "1"), None);
         assert_eq!(parse_mark(0, "1 x"), None);
         assert_eq!(parse_mark(0, "-1 5"), None);
+    }
+
+    #[test]
+    fn evicting_policies_are_refused_when_they_can_take_our_keys() {
+        assert!(!evicts_store_keys("noeviction", 3600));
+        assert!(evicts_store_keys("allkeys-lru", 0));
+        assert!(evicts_store_keys("allkeys-random", 3600));
+        assert!(evicts_store_keys("volatile-ttl", 3600));
+        assert!(!evicts_store_keys("volatile-lru", 0));
     }
 
     #[test]

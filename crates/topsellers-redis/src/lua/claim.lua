@@ -1,5 +1,6 @@
--- claim: takes partition ARGV[3]. Reply: 'ok', the new epoch, the checkpoint's offset, checksum and state
--- (nil without a checkpoint), and the results mark (nil without results).
+-- claim: takes partition ARGV[3]. Reply: 'ok', the new epoch, the checkpoint's offset and checksum (nil
+-- without a checkpoint) and the results mark (nil without results). The state itself is read by the GET
+-- queued right after this script in the same MULTI/EXEC.
 local partitions = redis.call('HGET', KEYS[1], 'partitions')
 if not partitions then
   return { 'not_bound' }
@@ -12,10 +13,6 @@ local now = now_ms()
 redis.call('HINCRBY', KEYS[3], 'epoch', 1)
 redis.call('HSET', KEYS[3], 'claimed_at_ms', now)
 local row = redis.call('HMGET', KEYS[3], 'epoch', 'checkpoint_offset', 'checkpoint_xxh3')
-local state = false
-if row[2] then
-  state = redis.call('GET', KEYS[4])
-end
 local mark = redis.call('HGET', KEYS[2], ARGV[3])
 keep_alive(now)
-return { 'ok', row[1], row[2], row[3], state, mark }
+return { 'ok', row[1], row[2], row[3], mark }

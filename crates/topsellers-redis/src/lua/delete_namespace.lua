@@ -10,6 +10,6 @@ end
 local removed = redis.call('UNLINK', KEYS[1], KEYS[2])
 for p = 0, count - 1 do
   removed = removed + redis.call('UNLINK', ARGV[1] .. ':partition:' .. p, ARGV[1] .. ':checkpoint:' .. p,
-    ARGV[1] .. ':results:' .. p)
+    ARGV[1] .. ':results:' .. p, ARGV[1] .. ':incoming-checkpoint:' .. p, ARGV[1] .. ':incoming-results:' .. p)
 end
 return { 'ok', tostring(removed) }

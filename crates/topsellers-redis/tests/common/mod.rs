@@ -153,7 +153,13 @@ impl Raw {
         let tag = store.key_tag();
         let mut names = vec![format!("{tag}:binding"), format!("{tag}:marks")];
         for p in 0..partitions {
-            for kind in ["partition", "checkpoint", "results"] {
+            for kind in [
+                "partition",
+                "checkpoint",
+                "results",
+                "incoming-checkpoint",
+                "incoming-results",
+            ] {
                 names.push(format!("{tag}:{kind}:{p}"));
             }
         }
