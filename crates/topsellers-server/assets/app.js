@@ -56,8 +56,10 @@
       : undefined;
   }
 
+  // `cache: "no-cache"`: the browser may keep answers, but asks the server every time (a 304 when nothing
+  // changed, thanks to the ETag), so the page never shows a cached list older than the server's.
   async function getJson(url) {
-    const response = await fetch(url, { headers: { Accept: "application/json" }, signal: timeoutSignal() });
+    const response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-cache", signal: timeoutSignal() });
     const body = await response.json().catch(() => null);
     if (!response.ok) {
       const message = body && body.error && body.error.message ? body.error.message : "HTTP " + response.status;
@@ -217,11 +219,13 @@
     let pillText = "live";
     let message = null;
     let bad = false;
+    let kind = "";
     const age = computedAt ? Date.now() - computedAt.getTime() : 0;
     if (state.failing) {
       pillClass = "pill-offline";
       pillText = "offline";
       bad = true;
+      kind = "offline";
       message = state.lastSuccess
         ? "Cannot reach the server. Showing the results fetched at " + state.lastSuccess.toLocaleTimeString() + "; retrying every " + refreshSecs + " s."
         : "Cannot reach the server; retrying every " + refreshSecs + " s.";
@@ -236,9 +240,17 @@
       pillClass = "pill-wait";
       pillText = "no data yet";
       message = "The server is up but has not counted any purchases yet.";
+    } else if (sample.stale || (state.catalogue && state.catalogue.stale)) {
+      // The server says so: it cannot read its results store, and serves the last results it has.
+      const seconds = Math.max(Number(sample.stale_seconds) || 0, Number(state.catalogue && state.catalogue.stale_seconds) || 0);
+      pillClass = "pill-stale";
+      pillText = "stale";
+      kind = "stale";
+      message = "Results are " + formatAge(seconds * 1000) + " old: the results store cannot be reached, so these are the last results the server has. They update by themselves once it is back.";
     } else if (age > staleAfterMs) {
       pillClass = "pill-stale";
       pillText = "stale";
+      kind = "stale";
       message = "Results are " + formatAge(age) + " old; the server has not refreshed them. The lists stay as they were last computed.";
     }
     if (state.categoryNotice) message = message ? state.categoryNotice + " " + message : state.categoryNotice;
@@ -247,6 +259,7 @@
     notice.hidden = message === null;
     notice.textContent = message || "";
     notice.classList.toggle("notice-bad", bad);
+    notice.dataset.kind = kind;
   }
 
   function selectCategory(path) {

@@ -183,6 +183,30 @@ const checks = {
     assert.doesNotMatch(old.notice().textContent, /not being counted/);
   },
 
+  async staleFlagFromTheApiShowsTheStoreBanner() {
+    let stale = false;
+    const p = await page("", okServer(fresh(), (url) => {
+      if (!stale) return null;
+      if (url === "/v1/categories") return { status: 200, body: Object.assign({}, CATALOGUE, { stale: true, stale_seconds: 12 }) };
+      const category = new URLSearchParams(url.split("?")[1]).get("category");
+      return { status: 200, body: snapshotAnswer(category, fresh(), { stale: true, stale_seconds: 12 }) };
+    }));
+    assert.strictEqual(p.pill(), "live");
+    assert.ok(p.notice().hidden);
+    stale = true;
+    await p.refreshAgain();
+    assert.strictEqual(p.pill(), "stale");
+    assert.ok(!p.notice().hidden);
+    assert.strictEqual(p.notice().dataset.kind, "stale");
+    assert.ok(!p.notice().classList.contains("notice-bad"), "a polite banner, not an alarm");
+    assert.match(p.notice().textContent, /Results are 12 s old: the results store cannot be reached/);
+    assert.match(p.focusText(), /item of site/, "the lists stay");
+    stale = false;
+    await p.refreshAgain();
+    assert.strictEqual(p.pill(), "live");
+    assert.ok(p.notice().hidden, "the banner goes when the server is fresh again");
+  },
+
   async emptyNodeSaysNoPurchasesYet() {
     const p = await page("", (url) => url === "/v1/categories"
       ? { status: 200, body: Object.assign({}, CATALOGUE, { empty: true, as_of: null }) }
