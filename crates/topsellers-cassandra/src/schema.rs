@@ -119,7 +119,7 @@ const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS {ks}.schema_version (
 
 /// The id topsellers gives `keyspace.table`: a UUID (version 8, "custom") made of a hash of the
 /// names, so every process creates the same table.
-pub(crate) fn table_id(keyspace: &str, table: &str) -> Uuid {
+pub fn table_id(keyspace: &str, table: &str) -> Uuid {
     let hash = xxh3_128(format!("topsellers-cassandra/{keyspace}.{table}").as_bytes());
     uuid::Builder::from_custom_bytes(hash.to_be_bytes()).into_uuid()
 }

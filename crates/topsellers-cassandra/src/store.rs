@@ -113,7 +113,7 @@ pub struct CassandraPartitionStore {
     ctx: Ctx,
     /// Per partition: what this handle last knew of the row, behind a lock that also serialises this
     /// handle's claims and saves of the partition.
-    rows: Mutex<HashMap<u32, Arc<Mutex<Option<RowState>>>>>,
+    rows: Mutex<HashMap<u32, Arc<Mutex<PartitionCache>>>>,
     /// The bound partition count, once seen (it never changes for a namespace).
     partitions: Mutex<Option<u32>>,
 }
@@ -193,6 +193,16 @@ impl BlobRef {
             checksum: xxh3_64(bytes),
         }
     }
+}
+
+/// What a handle knows of one partition between calls.
+#[derive(Clone, Debug, Default)]
+struct PartitionCache {
+    /// The row as of this handle's last claim or save; `None` when unknown.
+    row: Option<RowState>,
+    /// Generations of saves whose outcome stayed unknown (the flip and the serial read after it both
+    /// failed): deleted once a later serial read shows that no pointer references them.
+    unresolved: Vec<(Uuid, u32)>,
 }
 
 /// The partition row as the saves check it.
@@ -445,7 +455,7 @@ impl CassandraPartitionStore {
         wait(runtime, &self.ctx.store, op, work)
     }
 
-    fn row_lock(&self, partition: u32) -> Arc<Mutex<Option<RowState>>> {
+    fn row_lock(&self, partition: u32) -> Arc<Mutex<PartitionCache>> {
         let mut rows = lock(&self.rows);
         Arc::clone(rows.entry(partition).or_default())
     }
@@ -468,8 +478,8 @@ impl CassandraPartitionStore {
         let ctx = self.ctx.clone();
         let known = cached.clone();
         let op = job.op;
-        let (state, result) = self.run(op, async move { Ok(ctx.save(job, known).await) })?;
-        *cached = state;
+        let (known, result) = self.run(op, async move { Ok(ctx.save(job, known).await) })?;
+        *cached = known;
         result
     }
 }
@@ -821,26 +831,31 @@ impl Ctx {
         &self,
         partition: u32,
         partitions: Option<u32>,
-    ) -> (Option<RowState>, Result<Claim, StoreError>) {
+        unresolved: Vec<(Uuid, u32)>,
+    ) -> (PartitionCache, Result<Claim, StoreError>) {
         let op = Op::Claim;
+        let unknown = |unresolved: Vec<(Uuid, u32)>| PartitionCache {
+            row: None,
+            unresolved,
+        };
         let partitions = match partitions {
             Some(n) => n,
             None => match self.binding(op).await {
                 Ok(Some((n, _))) => n,
                 Ok(None) => {
                     return (
-                        None,
+                        unknown(unresolved),
                         Err(StoreError::NotBound {
                             store: self.store.to_string(),
                         }),
                     )
                 }
-                Err(e) => return (None, Err(e)),
+                Err(e) => return (unknown(unresolved), Err(e)),
             },
         };
         if partition >= partitions {
             return (
-                None,
+                unknown(unresolved),
                 Err(StoreError::PartitionOutOfRange {
                     store: self.store.to_string(),
                     partition,
@@ -850,8 +865,10 @@ impl Ctx {
         }
         let state = match self.take_over(partition).await {
             Ok(state) => state,
-            Err(e) => return (None, Err(e)),
+            Err(e) => return (unknown(unresolved), Err(e)),
         };
+        // The serial read and the transaction of the take-over settled every earlier flip.
+        self.settle(partition, &state, unresolved).await;
         self.sweep_pending(partition, &state).await;
         let checkpoint = match state.checkpoint {
             None => None,
@@ -873,12 +890,15 @@ impl Ctx {
                         ),
                         Err(e) => e,
                     };
-                    return (None, Err(err));
+                    return (PartitionCache::default(), Err(err));
                 }
                 Ok(BlobRead::Damaged(detail)) => {
-                    return (None, Err(self.corrupt(partition, "checkpoint", detail)))
+                    return (
+                        PartitionCache::default(),
+                        Err(self.corrupt(partition, "checkpoint", detail)),
+                    )
                 }
-                Err(e) => return (None, Err(e)),
+                Err(e) => return (PartitionCache::default(), Err(e)),
             },
         };
         let results = state.results_mark(partition);
@@ -887,7 +907,11 @@ impl Ctx {
             checkpoint,
             results,
         };
-        (Some(state), Ok(claim))
+        let known = PartitionCache {
+            row: Some(state),
+            unresolved: Vec::new(),
+        };
+        (known, Ok(claim))
     }
 
     /// Moves the row to the next epoch; returns the row as of that moment.
@@ -1045,24 +1069,70 @@ impl Ctx {
         Ok(())
     }
 
+    /// Deletes the generations of unknown saves that `row` (read with a serial read, so every flip
+    /// before it is settled) does not reference.
+    async fn settle(&self, partition: u32, row: &RowState, unresolved: Vec<(Uuid, u32)>) {
+        let live = [
+            row.checkpoint.map(|(b, _)| b.generation),
+            row.results.map(|(b, _, _)| b.generation),
+        ];
+        for (generation, chunks) in unresolved {
+            if !live.contains(&Some(generation)) {
+                self.delete_blob(partition, generation, chunks).await;
+            }
+        }
+    }
+
     /// A save: checks, pending slots, chunks, the flip, then the cleanup (see the module docs).
-    /// Returns what is known of the row afterwards, for the handle's cache, with the outcome.
+    /// Returns what is known of the partition afterwards, for the handle's cache, with the outcome.
     async fn save(
         &self,
         job: SaveJob,
-        cached: Option<RowState>,
-    ) -> (Option<RowState>, Result<(), StoreError>) {
+        cached: PartitionCache,
+    ) -> (PartitionCache, Result<(), StoreError>) {
         let (op, partition) = (job.op, job.partition);
+        let PartitionCache {
+            row: cached,
+            mut unresolved,
+        } = cached;
+        let known = |row: Option<RowState>| PartitionCache {
+            row,
+            unresolved: Vec::new(),
+        };
         let mut row = match cached.filter(|row| row.epoch == job.epoch) {
             Some(row) => row,
             None => match self.row_serial(partition, op).await {
-                Ok(Some(row)) => row,
-                Ok(None) => return (None, Err(self.fenced(partition, job.epoch, 0))),
-                Err(e) => return (None, Err(e)),
+                Ok(Some(row)) => {
+                    self.settle(partition, &row, std::mem::take(&mut unresolved))
+                        .await;
+                    row
+                }
+                Ok(None) => {
+                    let empty = RowState {
+                        epoch: 0,
+                        seq: 0,
+                        owner: None,
+                        checkpoint: None,
+                        results: None,
+                    };
+                    self.settle(partition, &empty, unresolved).await;
+                    return (known(None), Err(self.fenced(partition, job.epoch, 0)));
+                }
+                Err(e) => {
+                    let cache = PartitionCache {
+                        row: None,
+                        unresolved,
+                    };
+                    return (cache, Err(e));
+                }
             },
         };
+        debug_assert!(
+            unresolved.is_empty(),
+            "unresolved saves come with an unknown row"
+        );
         if let Err(e) = self.check(&row, &job) {
-            return (Some(row), Err(e));
+            return (known(Some(row)), Err(e));
         }
         let results_blob = BlobRef::of(Uuid::new_v4(), &job.results.1);
         let checkpoint_blob = job
@@ -1075,7 +1145,7 @@ impl Ctx {
         }
         if let Err(e) = self.write_blobs(partition, job.epoch, &new_blobs, op).await {
             self.delete_blobs(partition, &new_blobs).await;
-            return (Some(row), Err(e));
+            return (known(Some(row)), Err(e));
         }
         for _ in 0..FLIP_ATTEMPTS {
             let result = self.flip(&job, &row, results_blob, checkpoint_blob).await;
@@ -1095,21 +1165,24 @@ impl Ctx {
             match lwt_applied(result, &self.store, op) {
                 Ok(outcome) if outcome.applied => {
                     self.delete_replaced(partition, &row, &next).await;
-                    return (Some(next), Ok(()));
+                    return (known(Some(next)), Ok(()));
                 }
                 Ok(_) => {
-                    // The epoch or the row moved: read it again and check again.
+                    // Not applied, for sure: the epoch or the row moved. Read it again, check again.
                     row = match self.row_serial(partition, op).await {
                         Ok(Some(fresh)) => fresh,
                         Ok(None) => {
                             self.delete_blobs(partition, &new_blobs).await;
-                            return (None, Err(self.fenced(partition, job.epoch, 0)));
+                            return (known(None), Err(self.fenced(partition, job.epoch, 0)));
                         }
-                        Err(e) => return (None, Err(e)),
+                        Err(e) => {
+                            self.delete_blobs(partition, &new_blobs).await;
+                            return (known(None), Err(e));
+                        }
                     };
                     if let Err(e) = self.check(&row, &job) {
                         self.delete_blobs(partition, &new_blobs).await;
-                        return (Some(row), Err(e));
+                        return (known(Some(row)), Err(e));
                     }
                 }
                 Err(e) => {
@@ -1120,15 +1193,25 @@ impl Ctx {
                                 == Some(results_blob.generation) =>
                         {
                             self.delete_replaced(partition, &row, &fresh).await;
-                            (Some(fresh), Ok(()))
+                            (known(Some(fresh)), Ok(()))
                         }
                         Ok(fresh) => {
                             self.delete_blobs(partition, &new_blobs).await;
-                            (fresh, Err(e))
+                            (known(fresh), Err(e))
                         }
-                        // Still unknown: keep the chunks (the pending slot lets a later claim delete them
-                        // if they were not flipped in) and forget the row.
-                        Err(_) => (None, Err(e)),
+                        // Still unknown: keep the chunks, and delete them once a later serial read
+                        // shows they were not flipped in (or let a later claim's sweep do it).
+                        Err(_) => {
+                            let unresolved = new_blobs
+                                .iter()
+                                .map(|(b, _, _)| (b.generation, b.chunks))
+                                .collect();
+                            let cache = PartitionCache {
+                                row: None,
+                                unresolved,
+                            };
+                            (cache, Err(e))
+                        }
                     };
                 }
             }
@@ -1143,7 +1226,7 @@ impl Ctx {
                  epoch; save each partition from one thread of its owner at a time"
             ),
         );
-        (None, Err(err))
+        (known(None), Err(err))
     }
 
     async fn flip(
@@ -1501,12 +1584,11 @@ impl PartitionStore for CassandraPartitionStore {
         let cell = self.row_lock(partition);
         let mut cached = lock(&cell);
         let ctx = self.ctx.clone();
-        let (state, result) =
-            self.run(
-                Op::Claim,
-                async move { Ok(ctx.claim(partition, known).await) },
-            )?;
-        *cached = state;
+        let unresolved = std::mem::take(&mut cached.unresolved);
+        let (known, result) = self.run(Op::Claim, async move {
+            Ok(ctx.claim(partition, known, unresolved).await)
+        })?;
+        *cached = known;
         result
     }
 
