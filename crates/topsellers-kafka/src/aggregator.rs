@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use topsellers_engine::{Admission, Engine, EngineConfig};
 use topsellers_ingest::{Limits, Parsed};
 use topsellers_model::home_partition;
-use topsellers_model::{DeadLetter, PurchaseEvent, RejectReason, TimestampMs};
+use topsellers_model::{DeadLetter, PurchaseEvent, TimestampMs};
 use topsellers_store::{
     PartitionCheckpoint, PartitionResults, PartitionStore, StoreBinding, StoreError,
 };
@@ -452,6 +452,7 @@ pub fn run(
         })?;
     tracing::info!(target: "topsellers", topic = %settings.topic, partitions, group = %settings.group_id, "aggregator joined the group");
     let mut loop_state = LoopState {
+        next_pace: Instant::now(),
         dead_letter_topic: settings.dead_letter_topic.clone(),
         value: Vec::new(),
         last_error_log: None,
@@ -472,8 +473,17 @@ pub fn run(
         if let Some(fatal) = ctx.owned().fatal.take() {
             break Err(fatal);
         }
-        if let Err(e) = loop_state.pace(&consumer) {
-            break Err(e);
+        // Pacing looks at every owned partition's clocks: once per 10 ms is plenty (per message, reading the
+        // clock alone cost several percent of the loop). Store writes (an fsync each, on SQLite) block this
+        // loop, so under load the next pacing waits three times as long as the last one took: at most about a
+        // quarter of the time goes to writing results, and results come a little less often instead of the
+        // partition falling behind.
+        if Instant::now() >= loop_state.next_pace {
+            let started = Instant::now();
+            if let Err(e) = loop_state.pace(&consumer) {
+                break Err(e);
+            }
+            loop_state.next_pace = Instant::now() + PACE_EVERY.max(started.elapsed() * 3);
         }
     };
     // Leaving: checkpoint everything owned, so the next owner starts exactly here.
@@ -484,7 +494,10 @@ pub fn run(
     result.and(final_checkpoints)
 }
 
+const PACE_EVERY: Duration = Duration::from_millis(10);
+
 struct LoopState {
+    next_pace: Instant,
     dead_letter_topic: String,
     value: Vec<u8>,
     last_error_log: Option<Instant>,
@@ -621,12 +634,12 @@ impl LoopState {
         msg: &BorrowedMessage<'_>,
         letter: DeadLetter,
     ) {
+        // The letter names the reason, field and fix itself; the message's position is added.
         #[derive(Serialize)]
         struct KafkaDeadLetter<'a> {
             topic: &'a str,
             partition: i32,
             offset: i64,
-            reason: RejectReason,
             #[serde(flatten)]
             letter: &'a DeadLetter,
         }
@@ -634,7 +647,6 @@ impl LoopState {
             topic: msg.topic(),
             partition: msg.partition(),
             offset: msg.offset(),
-            reason: letter.reason,
             letter: &letter,
         };
         self.send_dead_letter(ctx, &letter);
