@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, CI and developers alike): formatting, lints, then every test of the workspace.
-# The embedded pipeline needs no outside service; the Kafka tests run against a real broker that this script
-# fetches and starts through scripts/services.sh (addresses reach the tests as TOPSELLERS_TEST_* variables).
+# The embedded pipeline needs no outside service; the Kafka, Cassandra and Redis tests run against real servers
+# that this script fetches and starts through scripts/services.sh (addresses reach the tests as TOPSELLERS_TEST_*
+# variables), and the web page test drives a real headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +19,20 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "services for the integration tests (real Kafka from Maven Central, kcat from Debian)"
+step "services for the integration tests (real Kafka and Cassandra from Maven Central; kcat, Redis and Chromium from Debian)"
 # Stopped again however this script ends, so no broker outlives the run.
 trap './scripts/services.sh stop all >/dev/null 2>&1 || true' EXIT
 ./scripts/services.sh install kafka
 ./scripts/services.sh install kcat
+./scripts/services.sh install redis
+./scripts/services.sh install cassandra
+# Headless Chromium and chromedriver for the web page test (Debian packages).
+crates/topsellers-server/tests/page/install-chromium.sh
 ./scripts/services.sh start kafka
 ./scripts/services.sh start kafka3
+./scripts/services.sh start redis
+./scripts/services.sh start redis-cluster
+./scripts/services.sh start cassandra
 eval "$(./scripts/services.sh env)"
 
 step "cargo test"
