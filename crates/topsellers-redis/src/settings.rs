@@ -2,7 +2,7 @@
 //! it (unknown keys refused) and [`RedisSettings::validate`] reports every problem at once.
 
 use redis::IntoConnectionInfo;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
@@ -29,7 +29,8 @@ pub const DEFAULT_KEY_TTL_SECS: u64 = 7 * 24 * 3600;
 /// let bad = RedisSettings { urls: vec!["http://x".into()], key_prefix: "a{b".into(), ..RedisSettings::default() };
 /// assert_eq!(bad.validate().unwrap_err().len(), 2);
 /// ```
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+// Serialize is for showing the config: show `masked_urls`, never the URLs themselves.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisSettings {
     /// `redis://[user:password@]host:port[/db]`, `rediss://` for TLS (the system's certificate store

@@ -9,7 +9,7 @@ use std::time::Duration;
 use topsellers_kafka::aggregator::{self, AggregatorOptions, AggregatorStats};
 
 pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<()> {
-    let store = crate::cluster::open_store(&config.cluster.results_store, &config.kafka.topic)?;
+    let store = crate::cluster::open_store(config)?;
     let options = AggregatorOptions {
         engine: config.engine.clone(),
         limits: config.limits.clone(),

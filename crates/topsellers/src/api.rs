@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use topsellers_server::{router, serve, AppState, Metrics, Results};
 
 pub async fn run(config: Config) -> Result<()> {
-    let store = open_store(&config.cluster.results_store, &config.kafka.topic)?;
+    let store = open_store(&config)?;
     let results = Results::with_currency_decimals(config.limits.price_decimals);
     let metrics = Arc::new(Metrics::new());
     let follower = ResultsFollower::new(store);
@@ -59,16 +59,25 @@ async fn refresh_loop(follower: ResultsFollower, results: Results, every: Durati
             f.refresh(crate::node::wall_clock_ms())
         })
         .await;
+        let now = crate::node::wall_clock_ms();
         match refreshed {
-            Ok(Ok(Some(snapshot))) => results.publish(snapshot),
-            Ok(Ok(None)) => {}
+            Ok(Ok(Some(snapshot))) => {
+                results.publish(snapshot);
+                results.refreshed(now);
+            }
+            Ok(Ok(None)) => results.refreshed(now),
             Ok(Err(e)) => {
+                // The results stay served, marked stale (X-Results-Stale, /readyz) until a refresh succeeds.
+                results.refresh_failed(now, &format!("{e:#}"));
                 if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                     tracing::warn!("results store: {e:#} (serving the last results meanwhile)");
                     last_error_log = Some(Instant::now());
                 }
             }
-            Err(e) => tracing::error!("refresh task failed: {e}"),
+            Err(e) => {
+                results.refresh_failed(now, "the refresh task failed");
+                tracing::error!("refresh task failed: {e}");
+            }
         }
     }
 }

@@ -1,33 +1,54 @@
-//! The cluster shape's shared pieces: opening the results store named in `[cluster]`, and following the
-//! per-partition results in it as one merged snapshot.
+//! The cluster shape's shared pieces: opening the results store named in `[cluster]` (SQLite on one host,
+//! Cassandra or Redis across hosts), and following the per-partition results in it as one merged snapshot.
 
+use crate::config::Config;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use topsellers_cassandra::CassandraPartitionStore;
 use topsellers_model::{merge_snapshots, Snapshot};
+use topsellers_redis::RedisPartitionStore;
 use topsellers_store::partitions::SqlitePartitionStore;
 use topsellers_store::{PartitionStore, ResultsMark};
 
 /// A parsed `cluster.results_store`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreLocation {
+    /// One host: every aggregator and API server of the host shares one SQLite file.
     Sqlite(PathBuf),
+    /// Apache Cassandra, as the `[cassandra]` section says.
+    Cassandra,
+    /// Redis or Redis Cluster, as the `[redis]` section says.
+    Redis,
 }
+
+/// What `cluster.results_store` accepts, for error messages.
+pub const STORE_LOCATIONS: &str =
+    "sqlite:<path>, cassandra (settings in [cassandra]) or redis (settings in [redis])";
 
 impl StoreLocation {
     pub fn parse(text: &str) -> Result<StoreLocation> {
+        match text.trim() {
+            "cassandra" => return Ok(StoreLocation::Cassandra),
+            "redis" => return Ok(StoreLocation::Redis),
+            _ => {}
+        }
         match text.split_once(':') {
             Some(("sqlite", path)) if !path.trim().is_empty() => {
                 Ok(StoreLocation::Sqlite(PathBuf::from(path)))
             }
-            _ => bail!("{text:?} is not a results store location; use sqlite:<path>"),
+            _ => bail!("{text:?} is not a results store location; use {STORE_LOCATIONS}"),
         }
     }
 }
 
-/// Opens the results store of `location` for `namespace` (the topic: several topics can share a store).
-pub fn open_store(location: &str, namespace: &str) -> Result<Arc<dyn PartitionStore>> {
+/// Opens the results store that `cluster.results_store` names, for the namespace `kafka.topic` (several topics
+/// can share a store).
+pub fn open_store(config: &Config) -> Result<Arc<dyn PartitionStore>> {
+    let location = &config.cluster.results_store;
+    let namespace = &config.kafka.topic;
+    let context = || format!("cannot open the results store {location} (cluster.results_store)");
     match StoreLocation::parse(location)? {
         StoreLocation::Sqlite(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -35,9 +56,17 @@ pub fn open_store(location: &str, namespace: &str) -> Result<Arc<dyn PartitionSt
                     format!("cannot create {} for cluster.results_store", dir.display())
                 })?;
             }
-            let store = SqlitePartitionStore::open(&path, namespace).with_context(|| {
-                format!("cannot open the results store {location} (cluster.results_store)")
-            })?;
+            let store = SqlitePartitionStore::open(&path, namespace).with_context(context)?;
+            Ok(Arc::new(store))
+        }
+        StoreLocation::Cassandra => {
+            let store = CassandraPartitionStore::open(&config.cassandra, namespace)
+                .with_context(context)?;
+            Ok(Arc::new(store))
+        }
+        StoreLocation::Redis => {
+            let store =
+                RedisPartitionStore::open(&config.redis, namespace).with_context(context)?;
             Ok(Arc::new(store))
         }
     }

@@ -4,10 +4,12 @@
 use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use topsellers_cassandra::CassandraSettings;
 use topsellers_engine::EngineConfig;
 use topsellers_gen::GenConfig;
 use topsellers_ingest::{InputConfig, Limits};
 use topsellers_kafka::KafkaSettings;
+use topsellers_redis::RedisSettings;
 use topsellers_server::ServerConfig;
 
 /// Prefix of environment overrides: `TOPSELLERS_SERVER__LISTEN=127.0.0.1:9000` sets `server.listen`,
@@ -86,7 +88,8 @@ impl NodeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// Where aggregators keep each partition's checkpoint and results, and API servers read the results:
-    /// `sqlite:<path>` (one host; the processes share the file).
+    /// `sqlite:<path>` (one host; the processes share the file), `cassandra` (the `[cassandra]` section) or
+    /// `redis` (the `[redis]` section, standalone or Redis Cluster).
     pub results_store: String,
     /// How often an aggregator writes the results of a partition that changed, in milliseconds.
     pub results_interval_ms: u64,
@@ -115,8 +118,9 @@ impl ClusterConfig {
         let mut errors = Vec::new();
         if crate::cluster::StoreLocation::parse(&self.results_store).is_err() {
             errors.push(format!(
-                "cluster.results_store {:?} is not a store location; use sqlite:<path>",
-                self.results_store
+                "cluster.results_store {:?} is not a store location; use {}",
+                self.results_store,
+                crate::cluster::STORE_LOCATIONS
             ));
         }
         for (key, value, range) in [
@@ -156,10 +160,21 @@ pub struct Config {
     pub demo: GenConfig,
     pub kafka: KafkaSettings,
     pub cluster: ClusterConfig,
+    pub cassandra: CassandraSettings,
+    pub redis: RedisSettings,
 }
 
 const SECTIONS: &[&str] = &[
-    "engine", "limits", "input", "server", "node", "demo", "kafka", "cluster",
+    "engine",
+    "limits",
+    "input",
+    "server",
+    "node",
+    "demo",
+    "kafka",
+    "cluster",
+    "cassandra",
+    "redis",
 ];
 
 /// All the mistakes found in a config, reported together.
@@ -246,6 +261,8 @@ impl Config {
         config.demo = section(&table, "demo", &mut errors);
         config.kafka = section(&table, "kafka", &mut errors);
         config.cluster = section(&table, "cluster", &mut errors);
+        config.cassandra = section(&table, "cassandra", &mut errors);
+        config.redis = section(&table, "redis", &mut errors);
         config.input = table
             .get("input")
             .map(|_| section::<InputConfig>(&table, "input", &mut errors));
@@ -257,6 +274,26 @@ impl Config {
         prefixed(&mut errors, "demo", config.demo.validate());
         prefixed(&mut errors, "kafka", config.kafka.validate());
         errors.extend(config.cluster.validate());
+        // The store sections are checked only when used, so a config for the embedded node or SQLite never
+        // fails over a [cassandra] or [redis] section it does not use.
+        match crate::cluster::StoreLocation::parse(&config.cluster.results_store) {
+            Ok(crate::cluster::StoreLocation::Cassandra) => {
+                errors.extend(config.cassandra.validate());
+            }
+            Ok(crate::cluster::StoreLocation::Redis) => {
+                if let Err(problems) = config.redis.validate() {
+                    prefixed(&mut errors, "redis", problems);
+                }
+            }
+            _ => {}
+        }
+        if config.server.stale_after_ms <= config.cluster.refresh_interval_ms {
+            errors.push(format!(
+                "server.stale_after_ms ({}) is not more than cluster.refresh_interval_ms ({}): an API server would \
+                 call its results stale between two refreshes; make it a few times the refresh interval",
+                config.server.stale_after_ms, config.cluster.refresh_interval_ms
+            ));
+        }
         if let Some(input) = &config.input {
             prefixed(&mut errors, "input", input.validate());
         }

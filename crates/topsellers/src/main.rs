@@ -296,8 +296,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let mut offsets = None;
             let snapshot = if cluster {
-                let store =
-                    cluster::open_store(&config.cluster.results_store, &config.kafka.topic)?;
+                let store = cluster::open_store(&config)?;
                 let mut follower = cluster::ResultsFollower::new(store);
                 let Some(snapshot) = follower.refresh(node::wall_clock_ms())? else {
                     anyhow::bail!(
@@ -325,6 +324,8 @@ fn run(cli: Cli) -> Result<()> {
             if shown.server.auth_token.is_some() {
                 shown.server.auth_token = Some("********".into());
             }
+            shown.cassandra = shown.cassandra.masked();
+            shown.redis.urls = shown.redis.masked_urls();
             for (key, value) in shown.kafka.client.iter_mut() {
                 if key.contains("password") || key.contains("secret") {
                     *value = "********".into();
