@@ -2,14 +2,16 @@
 # The cluster shape, served: two `topsellers api` servers following a Cassandra results store (written by one
 # `topsellers aggregate` reading a Kafka topic), against nginx serving the very same JSON body as a static file and
 # Redis answering the equivalent range query (ZREVRANGE key 0 9 WITHSCORES on a sorted set of the same items), all
-# in one run with identical load settings (wrk -t1 -c32 against each server alone, then two wrk processes against
-# both servers at once). Then, unless FRESH_SAMPLES=0, bench/cluster_freshness.py on the same servers: from a
-# purchase acknowledged by Kafka to visible in server 1, server 2 and both, and the store-side part of it.
+# in one run with identical load settings (wrk -t1 -c32 against each server alone, then one wrk per server against
+# both API servers at once, and the same against two nginx servers, 1 worker each). Then, unless FRESH_SAMPLES=0,
+# bench/cluster_freshness.py on the same servers: from a purchase acknowledged by Kafka to visible in server 1,
+# server 2 and both, and the store-side part of it.
 #
-# Usage: bench/cluster_serving.sh [DURATION_SECS]     (default 10; env EVENTS=200000, FRESH_SAMPLES=100, RATE=1000)
+# Usage: bench/cluster_serving.sh [DURATION_SECS]     (default 10; env EVENTS=200000, FRESH_SAMPLES=100, RATE=1000,
+#                                                      STORE_WATCH=0 for end-to-end freshness only)
 # Starts Kafka and a single-node Cassandra through scripts/services.sh when they do not run (and stops them after);
 # installs wrk, nginx-light and redis-server from Debian and the Python Cassandra driver from PyPI when missing.
-# Bounded: about 5 x DURATION_SECS + FRESH_SAMPLES x 0.5 s plus start-ups; stops everything it started, drops its
+# Bounded: about 6 x DURATION_SECS + FRESH_SAMPLES x 0.5 s plus start-ups; stops everything it started, drops its
 # keyspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,7 @@ EVENTS=${EVENTS:-200000}
 FRESH_SAMPLES=${FRESH_SAMPLES:-100}
 RATE=${RATE:-1000}
 BIN=target/release/topsellers
-TS1_PORT=18091; TS2_PORT=18092; NGINX_PORT=18093; REDIS_PORT=16380
+TS1_PORT=18091; TS2_PORT=18092; NGINX_PORT=18093; REDIS_PORT=16380   # nginx 2 on NGINX_PORT + 1
 KEYSPACE=bench_cluster_$$
 TOPIC=bench-cluster-$$
 
@@ -41,7 +43,7 @@ cleanup() {
   set +e
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
-  [ -f "$W/nginx.pid" ] && kill "$(cat "$W/nginx.pid")" 2>/dev/null
+  for n in 1 2; do [ -f "$W/nginx$n.pid" ] && kill "$(cat "$W/nginx$n.pid")" 2>/dev/null; done
   redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1
   if [[ $started_cassandra == 0 ]]; then
     timeout 60 python3 -c "from cassandra.cluster import Cluster; c = Cluster(['127.0.0.1'], port=9042); c.connect().execute('DROP KEYSPACE IF EXISTS $KEYSPACE', timeout=50); c.shutdown()" >/dev/null 2>&1
@@ -94,8 +96,8 @@ echo "== publishing $EVENTS generated purchases to Kafka, one aggregator -> Cass
 "$BIN" generate --events "$EVENTS" --out "$W/events.csv" --start 2026-11-01T00:00:00Z 2>/dev/null
 "$BIN" replay --no-progress --config "$CFG" --data-dir "$W/embedded" "$W/events.csv" > /dev/null
 expected=$("$BIN" results --config "$CFG" --data-dir "$W/embedded" --n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["events_counted"])')
-"$BIN" replay --to kafka --no-progress --config "$CFG" --data-dir "$W/pub" "$W/events.csv" > /dev/null
-"$BIN" aggregate --config "$CFG" 2> "$W/aggregator.log" & PIDS+=($!)
+"$BIN" replay --to kafka --no-progress --config "$CFG" --data-dir "$W/pub" "$W/events.csv" > /dev/null 2> "$W/publish.log"
+"$BIN" aggregate --config "$CFG" 2> "$W/aggregator.log" & PIDS+=($!); AGG_PID=$!
 deadline=$((SECONDS + 300))
 while [[ $(counted) != "$expected" ]]; do
   if (( SECONDS > deadline )); then echo "the aggregator did not store $expected events in 300 s (log: $W/aggregator.log)" >&2; tail -5 "$W/aggregator.log" >&2; exit 1; fi
@@ -119,14 +121,18 @@ a=json.load(open(sys.argv[1])); b=json.load(sys.stdin)
 print(a["items"]==b["items"] and len(a["items"])==10)' "$W/www/top.json")
 [[ $same == True ]] || { echo "the two API servers disagree or have fewer than 10 items" >&2; exit 1; }
 
-cat > "$W/nginx.conf" <<CONF
+# Two nginx servers (1 worker each) serving that body, the peers of the two API servers.
+for n in 1 2; do
+  cat > "$W/nginx$n.conf" <<CONF
 worker_processes 1;
-pid $W/nginx.pid;
-error_log $W/nginx.err;
+pid $W/nginx$n.pid;
+error_log $W/nginx$n.err;
 events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:$NGINX_PORT; root $W/www; location / { default_type application/json; } } }
+http { access_log off; server { listen 127.0.0.1:$((NGINX_PORT + n - 1)); root $W/www; location / { default_type application/json; } } }
 CONF
-nginx -c "$W/nginx.conf"; sleep 0.5
+  nginx -c "$W/nginx$n.conf"
+done
+sleep 0.5
 redis-server --port $REDIS_PORT --save "" --appendonly no --daemonize yes --logfile "$W/redis.log" --dir "$W"; sleep 0.5
 # The same ten items, scored by units.
 python3 -c '
@@ -150,20 +156,28 @@ run_wrk() { # name url pids...
   read -r rps p50 p99 n < <(parse "$W/wrk-$name.out")
   echo "$rps $p50 $p99 $(us_per_req "$before" "$after" "$n")"
 }
-NGINX_PIDS="$(cat "$W/nginx.pid") $(pgrep -P "$(cat "$W/nginx.pid")" | tr '\n' ' ')"
+nginx_pids() { echo "$(cat "$W/nginx$1.pid") $(pgrep -P "$(cat "$W/nginx$1.pid")" | tr '\n' ' ')"; }
+two_wrk() { # name url1 url2 pids... -> "sum_req/s p99_1 p99_2 CPU_us/req"
+  local name=$1 u1=$2 u2=$3; shift 3
+  local before after w1 w2; before=$(ticks "$@")
+  wrk -t1 -c32 -d"${DUR}s" --latency "$u1" > "$W/wrk-$name-1.out" & w1=$!
+  wrk -t1 -c32 -d"${DUR}s" --latency "$u2" > "$W/wrk-$name-2.out" & w2=$!
+  wait $w1 $w2
+  after=$(ticks "$@")
+  local r1 p1 n1 r2 p2 n2
+  read -r r1 _ p1 n1 < <(parse "$W/wrk-$name-1.out")
+  read -r r2 _ p2 n2 < <(parse "$W/wrk-$name-2.out")
+  echo "$(python3 -c "print(f'{$r1+$r2:.2f}')") $p1 $p2 $(us_per_req "$before" "$after" $((n1 + n2)))"
+}
 echo "body: $(wc -c < "$W/www/top.json") bytes, $Q; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-read -r NG_RPS NG_P50 NG_P99 NG_US < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/top.json" $NGINX_PIDS)
+read -r NG_RPS NG_P50 NG_P99 NG_US < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/top.json" $(nginx_pids 1))
 read -r T1_RPS T1_P50 T1_P99 T1_US < <(run_wrk ts1 "http://127.0.0.1:$TS1_PORT$Q" $TS1_PID)
 read -r T2_RPS T2_P50 T2_P99 T2_US < <(run_wrk ts2 "http://127.0.0.1:$TS2_PORT$Q" $TS2_PID)
-# Both servers at once: one wrk each, started together.
-before=$(ticks $TS1_PID $TS2_PID)
-wrk -t1 -c32 -d"${DUR}s" --latency "http://127.0.0.1:$TS1_PORT$Q" > "$W/wrk-both1.out" & w1=$!
-wrk -t1 -c32 -d"${DUR}s" --latency "http://127.0.0.1:$TS2_PORT$Q" > "$W/wrk-both2.out" & w2=$!
-wait $w1 $w2
-after=$(ticks $TS1_PID $TS2_PID)
-read -r B1_RPS _ B1_P99 B1_N < <(parse "$W/wrk-both1.out")
-read -r B2_RPS _ B2_P99 B2_N < <(parse "$W/wrk-both2.out")
-B_US=$(us_per_req "$before" "$after" $((B1_N + B2_N)))
+# Both at once: one wrk per server, started together; the same for two nginx servers.
+read -r NB_RPS NB1_P99 NB2_P99 NB_US < <(two_wrk nginx-both "http://127.0.0.1:$NGINX_PORT/top.json" \
+  "http://127.0.0.1:$((NGINX_PORT + 1))/top.json" $(nginx_pids 1) $(nginx_pids 2))
+read -r B_RPS B1_P99 B2_P99 B_US < <(two_wrk ts-both "http://127.0.0.1:$TS1_PORT$Q" "http://127.0.0.1:$TS2_PORT$Q" \
+  $TS1_PID $TS2_PID)
 R_OUT=$(redis-benchmark -p $REDIS_PORT -c 32 -n $((DUR * 30000)) --precision 3 zrevrange top:bench 0 9 withscores 2>&1 | tr '\r' '\n')
 R_RPS=$(echo "$R_OUT" | grep -oE 'throughput summary: [0-9.]+' | awk '{print $3}')
 [[ -n $R_RPS ]] || R_RPS=$(echo "$R_OUT" | grep -oE '[0-9.]+ requests per second' | tail -1 | awk '{print $1}')
@@ -173,18 +187,26 @@ printf '%-44s %11s %9s %9s %11s\n' "server (wrk -t1 -c32 -d${DUR}s --latency)" "
 printf '%-44s %11s %9s %9s %11s\n' "nginx 1 worker, static file" "$NG_RPS" "$NG_P50" "$NG_P99" "$NG_US"
 printf '%-44s %11s %9s %9s %11s\n' "topsellers api 1 (Cassandra store)" "$T1_RPS" "$T1_P50" "$T1_P99" "$T1_US"
 printf '%-44s %11s %9s %9s %11s\n' "topsellers api 2 (Cassandra store)" "$T2_RPS" "$T2_P50" "$T2_P99" "$T2_US"
-printf '%-44s %11s %9s %9s %11s\n' "both at once (two wrk), sum / p99 1, 2" "$(python3 -c "print(f'{$B1_RPS+$B2_RPS:.2f}')")" "" "$B1_P99,$B2_P99" "$B_US"
+printf '%-44s %11s %9s %9s %11s\n' "two nginx at once (two wrk): sum, p99 each" "$NB_RPS" "$NB1_P99" "$NB2_P99" "$NB_US"
+printf '%-44s %11s %9s %9s %11s\n' "api 1 + api 2 at once (two wrk): sum, p99 each" "$B_RPS" "$B1_P99" "$B2_P99" "$B_US"
 printf '%-44s %11s %9s %9s\n' "redis ZREVRANGE 0 9 WITHSCORES (-c 32)" "$R_RPS" "" "$R_P99"
-python3 - "$NG_RPS" "$T1_RPS" "$T2_RPS" "$B1_RPS" "$B2_RPS" "$R_RPS" <<'EOF'
+python3 - "$NG_RPS" "$T1_RPS" "$T2_RPS" "$NB_RPS" "$B_RPS" "$R_RPS" <<'EOF'
 import sys
-ng, t1, t2, b1, b2, r = map(float, sys.argv[1:])
-best = max(t1, t2)
-print(f"ratios: topsellers/nginx {t1/ng:.2f}x (api 1), {t2/ng:.2f}x (api 2), both at once {(b1+b2)/ng:.2f}x; "
-      f"topsellers/redis {t1/r:.2f}x (api 1), {t2/r:.2f}x (api 2), both at once {(b1+b2)/r:.2f}x")
+ng, t1, t2, nb, b, r = map(float, sys.argv[1:])
+print(f"ratios: topsellers/nginx {t1/ng:.2f}x (api 1), {t2/ng:.2f}x (api 2), two at once {b/nb:.2f}x (vs two nginx); "
+      f"topsellers/redis {t1/r:.2f}x (api 1), {t2/r:.2f}x (api 2)")
 EOF
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if (( FRESH_SAMPLES > 0 )); then
   echo "== freshness: Kafka ack -> aggregator -> Cassandra -> both API servers ($FRESH_SAMPLES probes, $RATE events/s)"
+  CASS_PID=$(./scripts/services.sh status | awk '/^cassandra .*running/{gsub(/[()]/,""); print $NF}')
+  cpu_pids="$TS1_PID $TS2_PID $AGG_PID $CASS_PID"
+  declare -A t0; for p in $cpu_pids; do t0[$p]=$(ticks "$p"); done; s0=$(date +%s.%N)
   python3 bench/cluster_freshness.py "$CFG" $TS1_PORT $TS2_PORT "$FRESH_SAMPLES" "$RATE"
+  s1=$(date +%s.%N); hz=$(getconf CLK_TCK); line="  CPU during the freshness run (% of one core):"
+  for name_pid in "api 1:$TS1_PID" "api 2:$TS2_PID" "aggregator:$AGG_PID" "Cassandra:$CASS_PID"; do
+    p=${name_pid##*:}; line+=" ${name_pid%%:*} $(python3 -c "print(f'{($(ticks "$p")-${t0[$p]})/$hz/($s1-$s0)*100:.0f}')") %,"
+  done
+  echo "${line%,}; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 fi
