@@ -1,0 +1,1 @@
+//! Batch from PostgreSQL (work in progress).
