@@ -143,53 +143,80 @@ for it in json.load(open(sys.argv[1]))["items"]: print(it["units"], it["item_id"
 
 # CPU ticks (user+system) of the given processes: with wrk on the same 2 cores, CPU per request tells the servers
 # apart better than wall-clock req/s.
+HZ=$(getconf CLK_TCK)
 ticks() { local t=0; for p in "$@"; do s=($(cut -d' ' -f14,15 "/proc/$p/stat")); t=$((t + s[0] + s[1])); done; echo $t; }
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; } # ticks the whole machine was busy
 parse() { # wrk output file -> "req/s p50 p99 requests"
   awk '/Requests\/sec/{r=$2} / 50%/{p50=$2} / 99%/{p99=$2} /requests in/{n=$1} END{print r, p50, p99, n}' "$1"
 }
-us_per_req() { python3 -c "print(f'{($2-$1)*1e6/$(getconf CLK_TCK)/max(1,$3):.1f}')"; }
-run_wrk() { # name url pids...
+us_per_req() { python3 -c "print(f'{($2-$1)*1e6/$HZ/max(1,$3):.1f}')"; }
+# What the rest of the machine (Cassandra, the aggregator, other people's builds) took during a run, in % of one
+# core: machine busy time less the servers' and the load generators' own. Shown per row: it is the noise.
+others() { # busy0 busy1 server_ticks load_generator_cpu_seconds...
+  local b0=$1 b1=$2 st=$3; shift 3
+  python3 -c "import sys; g=sum(map(float, sys.argv[1:])); print(f'{max(0, ($b1-$b0-$st)/$HZ - g)/$DUR*100:.0f}%')" "$@"
+}
+timed() { /usr/bin/time -f '%U %S' -o "$1" "${@:2}"; } # file cmd... (the command's CPU seconds, user and system)
+cpu_of() { awk '{print $1 + $2}' "$1"; }
+run_wrk() { # name url pids... -> "req/s p50 p99 CPU_us/req others"
   local name=$1 url=$2; shift 2
-  local before after; before=$(ticks "$@")
-  wrk -t1 -c32 -d"${DUR}s" --latency "$url" > "$W/wrk-$name.out"
-  after=$(ticks "$@")
+  local before after b0 b1; b0=$(busy); before=$(ticks "$@")
+  timed "$W/time-$name" wrk -t1 -c32 -d"${DUR}s" --latency "$url" > "$W/wrk-$name.out"
+  after=$(ticks "$@"); b1=$(busy)
   read -r rps p50 p99 n < <(parse "$W/wrk-$name.out")
-  echo "$rps $p50 $p99 $(us_per_req "$before" "$after" "$n")"
+  echo "$rps $p50 $p99 $(us_per_req "$before" "$after" "$n") $(others "$b0" "$b1" $((after - before)) "$(cpu_of "$W/time-$name")")"
 }
 nginx_pids() { echo "$(cat "$W/nginx$1.pid") $(pgrep -P "$(cat "$W/nginx$1.pid")" | tr '\n' ' ')"; }
-two_wrk() { # name url1 url2 pids... -> "sum_req/s p99_1 p99_2 CPU_us/req"
+two_wrk() { # name url1 url2 pids... -> "sum_req/s p99_1 p99_2 CPU_us/req others"
   local name=$1 u1=$2 u2=$3; shift 3
-  local before after w1 w2; before=$(ticks "$@")
-  wrk -t1 -c32 -d"${DUR}s" --latency "$u1" > "$W/wrk-$name-1.out" & w1=$!
-  wrk -t1 -c32 -d"${DUR}s" --latency "$u2" > "$W/wrk-$name-2.out" & w2=$!
+  local before after b0 b1 w1 w2; b0=$(busy); before=$(ticks "$@")
+  timed "$W/time-$name-1" wrk -t1 -c32 -d"${DUR}s" --latency "$u1" > "$W/wrk-$name-1.out" & w1=$!
+  timed "$W/time-$name-2" wrk -t1 -c32 -d"${DUR}s" --latency "$u2" > "$W/wrk-$name-2.out" & w2=$!
   wait $w1 $w2
-  after=$(ticks "$@")
+  after=$(ticks "$@"); b1=$(busy)
   local r1 p1 n1 r2 p2 n2
   read -r r1 _ p1 n1 < <(parse "$W/wrk-$name-1.out")
   read -r r2 _ p2 n2 < <(parse "$W/wrk-$name-2.out")
-  echo "$(python3 -c "print(f'{$r1+$r2:.2f}')") $p1 $p2 $(us_per_req "$before" "$after" $((n1 + n2)))"
+  echo "$(python3 -c "print(f'{$r1+$r2:.2f}')") $p1 $p2 $(us_per_req "$before" "$after" $((n1 + n2))) \
+$(others "$b0" "$b1" $((after - before)) "$(cpu_of "$W/time-$name-1")" "$(cpu_of "$W/time-$name-2")")"
 }
+# A Cassandra just started keeps a core busy for a while (compactions, JIT): wait (60 s at most) until it is quiet.
+CASS_PID=$(./scripts/services.sh status | awk '/^cassandra .*running/{gsub(/[()]/,""); print $NF}')
+for _ in $(seq 1 30); do
+  c0=$(ticks "$CASS_PID"); sleep 2; c1=$(ticks "$CASS_PID")
+  (( (c1 - c0) * 100 / (2 * HZ) < 15 )) && break
+done
 echo "body: $(wc -c < "$W/www/top.json") bytes, $Q; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-read -r NG_RPS NG_P50 NG_P99 NG_US < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/top.json" $(nginx_pids 1))
-read -r T1_RPS T1_P50 T1_P99 T1_US < <(run_wrk ts1 "http://127.0.0.1:$TS1_PORT$Q" $TS1_PID)
-read -r T2_RPS T2_P50 T2_P99 T2_US < <(run_wrk ts2 "http://127.0.0.1:$TS2_PORT$Q" $TS2_PID)
+read -r NG_RPS NG_P50 NG_P99 NG_US NG_O < <(run_wrk nginx "http://127.0.0.1:$NGINX_PORT/top.json" $(nginx_pids 1))
+read -r T1_RPS T1_P50 T1_P99 T1_US T1_O < <(run_wrk ts1 "http://127.0.0.1:$TS1_PORT$Q" $TS1_PID)
+read -r T2_RPS T2_P50 T2_P99 T2_US T2_O < <(run_wrk ts2 "http://127.0.0.1:$TS2_PORT$Q" $TS2_PID)
 # Both at once: one wrk per server, started together; the same for two nginx servers.
-read -r NB_RPS NB1_P99 NB2_P99 NB_US < <(two_wrk nginx-both "http://127.0.0.1:$NGINX_PORT/top.json" \
+read -r NB_RPS NB1_P99 NB2_P99 NB_US NB_O < <(two_wrk nginx-both "http://127.0.0.1:$NGINX_PORT/top.json" \
   "http://127.0.0.1:$((NGINX_PORT + 1))/top.json" $(nginx_pids 1) $(nginx_pids 2))
-read -r B_RPS B1_P99 B2_P99 B_US < <(two_wrk ts-both "http://127.0.0.1:$TS1_PORT$Q" "http://127.0.0.1:$TS2_PORT$Q" \
+read -r B_RPS B1_P99 B2_P99 B_US B_O < <(two_wrk ts-both "http://127.0.0.1:$TS1_PORT$Q" "http://127.0.0.1:$TS2_PORT$Q" \
   $TS1_PID $TS2_PID)
-R_OUT=$(redis-benchmark -p $REDIS_PORT -c 32 -n $((DUR * 30000)) --precision 3 zrevrange top:bench 0 9 withscores 2>&1 | tr '\r' '\n')
+R_PID=$(redis-cli -p $REDIS_PORT info server | awk -F: '/^process_id/{print $2}' | tr -d '\r')
+b0=$(busy); r0=$(ticks "$R_PID")
+R_OUT=$(timed "$W/time-redis" redis-benchmark -p $REDIS_PORT -c 32 -n $((DUR * 30000)) --precision 3 zrevrange top:bench 0 9 withscores 2>&1 | tr '\r' '\n')
+r1=$(ticks "$R_PID"); b1=$(busy)
 R_RPS=$(echo "$R_OUT" | grep -oE 'throughput summary: [0-9.]+' | awk '{print $3}')
 [[ -n $R_RPS ]] || R_RPS=$(echo "$R_OUT" | grep -oE '[0-9.]+ requests per second' | tail -1 | awk '{print $1}')
+R_P50=$(echo "$R_OUT" | awk '/latency summary/{getline; getline; print $3 "ms"}')
 R_P99=$(echo "$R_OUT" | awk '/latency summary/{getline; getline; print $5 "ms"}')
+R_N=$((DUR * 30000))
+R_US=$(us_per_req "$r0" "$r1" $R_N)
+R_SECS=$(python3 -c "print($R_N / $R_RPS)")
+R_O=$(python3 -c "import sys; print(f'{max(0, ($b1-$b0-($r1-$r0))/$HZ - $(cpu_of "$W/time-redis"))/$R_SECS*100:.0f}%')")
 
-printf '%-44s %11s %9s %9s %11s\n' "server (wrk -t1 -c32 -d${DUR}s --latency)" "req/s" "p50" "p99" "CPU us/req"
-printf '%-44s %11s %9s %9s %11s\n' "nginx 1 worker, static file" "$NG_RPS" "$NG_P50" "$NG_P99" "$NG_US"
-printf '%-44s %11s %9s %9s %11s\n' "topsellers api 1 (Cassandra store)" "$T1_RPS" "$T1_P50" "$T1_P99" "$T1_US"
-printf '%-44s %11s %9s %9s %11s\n' "topsellers api 2 (Cassandra store)" "$T2_RPS" "$T2_P50" "$T2_P99" "$T2_US"
-printf '%-44s %11s %9s %9s %11s\n' "two nginx at once (two wrk): sum, p99 each" "$NB_RPS" "$NB1_P99" "$NB2_P99" "$NB_US"
-printf '%-44s %11s %9s %9s %11s\n' "api 1 + api 2 at once (two wrk): sum, p99 each" "$B_RPS" "$B1_P99" "$B2_P99" "$B_US"
-printf '%-44s %11s %9s %9s\n' "redis ZREVRANGE 0 9 WITHSCORES (-c 32)" "$R_RPS" "" "$R_P99"
+F='%-46s %11s %9s %9s %11s %7s\n'
+printf "$F" "server (wrk -t1 -c32 -d${DUR}s --latency)" "req/s" "p50" "p99" "CPU us/req" "others"
+printf "$F" "nginx 1 worker, static file" "$NG_RPS" "$NG_P50" "$NG_P99" "$NG_US" "$NG_O"
+printf "$F" "topsellers api 1 (Cassandra store)" "$T1_RPS" "$T1_P50" "$T1_P99" "$T1_US" "$T1_O"
+printf "$F" "topsellers api 2 (Cassandra store)" "$T2_RPS" "$T2_P50" "$T2_P99" "$T2_US" "$T2_O"
+printf "$F" "two nginx at once (two wrk): sum; p99 1, 2" "$NB_RPS" "$NB1_P99" "$NB2_P99" "$NB_US" "$NB_O"
+printf "$F" "api 1 + api 2 at once (two wrk): sum; p99 1, 2" "$B_RPS" "$B1_P99" "$B2_P99" "$B_US" "$B_O"
+printf "$F" "redis ZREVRANGE 0 9 WITHSCORES (redis-benchmark -c 32)" "$R_RPS" "$R_P50" "$R_P99" "$R_US" "$R_O"
+echo "(others: CPU the rest of the machine used during that row, % of one core: Cassandra, the aggregator, other builds)"
 python3 - "$NG_RPS" "$T1_RPS" "$T2_RPS" "$NB_RPS" "$B_RPS" "$R_RPS" <<'EOF'
 import sys
 ng, t1, t2, nb, b, r = map(float, sys.argv[1:])
@@ -200,11 +227,10 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 if (( FRESH_SAMPLES > 0 )); then
   echo "== freshness: Kafka ack -> aggregator -> Cassandra -> both API servers ($FRESH_SAMPLES probes, $RATE events/s)"
-  CASS_PID=$(./scripts/services.sh status | awk '/^cassandra .*running/{gsub(/[()]/,""); print $NF}')
   cpu_pids="$TS1_PID $TS2_PID $AGG_PID $CASS_PID"
   declare -A t0; for p in $cpu_pids; do t0[$p]=$(ticks "$p"); done; s0=$(date +%s.%N)
   python3 bench/cluster_freshness.py "$CFG" $TS1_PORT $TS2_PORT "$FRESH_SAMPLES" "$RATE"
-  s1=$(date +%s.%N); hz=$(getconf CLK_TCK); line="  CPU during the freshness run (% of one core):"
+  s1=$(date +%s.%N); hz=$HZ; line="  CPU during the freshness run (% of one core):"
   for name_pid in "api 1:$TS1_PID" "api 2:$TS2_PID" "aggregator:$AGG_PID" "Cassandra:$CASS_PID"; do
     p=${name_pid##*:}; line+=" ${name_pid%%:*} $(python3 -c "print(f'{($(ticks "$p")-${t0[$p]})/$hz/($s1-$s0)*100:.0f}')") %,"
   done
