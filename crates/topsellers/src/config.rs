@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use topsellers_batch::BatchSettings;
 use topsellers_cassandra::CassandraSettings;
 use topsellers_engine::EngineConfig;
 use topsellers_gen::GenConfig;
@@ -162,6 +163,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     pub cassandra: CassandraSettings,
     pub redis: RedisSettings,
+    /// `topsellers batch`: the PostgreSQL purchase table (checked only when the section is present).
+    pub batch: BatchSettings,
 }
 
 const SECTIONS: &[&str] = &[
@@ -175,6 +178,7 @@ const SECTIONS: &[&str] = &[
     "cluster",
     "cassandra",
     "redis",
+    "batch",
 ];
 
 /// All the mistakes found in a config, reported together.
@@ -263,6 +267,7 @@ impl Config {
         config.cluster = section(&table, "cluster", &mut errors);
         config.cassandra = section(&table, "cassandra", &mut errors);
         config.redis = section(&table, "redis", &mut errors);
+        config.batch = section(&table, "batch", &mut errors);
         config.input = table
             .get("input")
             .map(|_| section::<InputConfig>(&table, "input", &mut errors));
@@ -286,6 +291,9 @@ impl Config {
                 }
             }
             _ => {}
+        }
+        if table.contains_key("batch") {
+            prefixed(&mut errors, "batch", config.batch.validate());
         }
         if config.server.stale_after_ms <= config.cluster.refresh_interval_ms {
             errors.push(format!(

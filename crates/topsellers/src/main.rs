@@ -11,6 +11,7 @@ macro_rules! outln {
 
 mod aggregate;
 mod api;
+mod batch;
 mod cluster;
 mod config;
 mod demo;
@@ -126,6 +127,16 @@ enum Command {
         /// Address to serve on (overrides server.listen).
         #[arg(long)]
         listen: Option<String>,
+    },
+    /// Count the purchases of the [batch] PostgreSQL table added since the last run into the [cluster] results
+    /// store (incremental; safe to kill and to repeat; run it hourly from cron or a systemd timer).
+    #[command(
+        after_help = "Examples:\n  topsellers batch --config shop.toml\n  TOPSELLERS_BATCH__URL=postgres://shop:secret@db/shop topsellers batch --config shop.toml"
+    )]
+    Batch {
+        /// No progress bar.
+        #[arg(long)]
+        no_progress: bool,
     },
     /// Write generated purchases to a file (JSON lines for .jsonl/.ndjson, else CSV), e.g. for benchmarks.
     #[command(
@@ -270,6 +281,10 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Batch { no_progress } => {
+            let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
+            batch::run(&config, show)
+        }
         Command::Generate { events, out, start } => {
             let start_ms = match start {
                 Some(s) => s
@@ -326,6 +341,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             shown.cassandra = shown.cassandra.masked();
             shown.redis.urls = shown.redis.masked_urls();
+            shown.batch = shown.batch.masked();
             for (key, value) in shown.kafka.client.iter_mut() {
                 if key.contains("password") || key.contains("secret") {
                     *value = "********".into();
