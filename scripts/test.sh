@@ -26,6 +26,7 @@ trap './scripts/services.sh stop all >/dev/null 2>&1 || true' EXIT
 ./scripts/services.sh install kcat
 ./scripts/services.sh install redis
 ./scripts/services.sh install cassandra
+./scripts/services.sh install postgres
 # Headless Chromium and chromedriver for the web page test (Debian packages).
 crates/topsellers-server/tests/page/install-chromium.sh
 ./scripts/services.sh start kafka
@@ -33,6 +34,7 @@ crates/topsellers-server/tests/page/install-chromium.sh
 ./scripts/services.sh start redis
 ./scripts/services.sh start redis-cluster
 ./scripts/services.sh start cassandra
+./scripts/services.sh start postgres
 eval "$(./scripts/services.sh env)"
 
 step "cargo test"
