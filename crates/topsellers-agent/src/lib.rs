@@ -1,0 +1,315 @@
+//! The purchase-side agent: the one process that sees raw purchase records. It tails purchase logs, keeps
+//! only the event fields of DESIGN.md (personal data in kept free text redacted and counted, everything else
+//! dropped unread) and delivers the scrubbed events to an embedded node or to Kafka without losing any.
+//!
+//! - **Intake** ([`tail`]): files by glob, known by the fingerprint of their first line, so rotation by rename
+//!   or by copy-truncate, restarts and new files all keep their place.
+//! - **Parsing** ([`LineParser`]): a JSON object (after a log layout's prefix, if any) or `key=value` pairs of
+//!   a log4j pattern-layout line, through a field mapping. The raw line is a [`RawLine`]: no `Serialize`, a
+//!   `Debug` without content.
+//! - **Delivery** ([`Downstream`]): a batch's file positions are saved only after the downstream acknowledged
+//!   it; event ids are `a<fingerprint>-<offset>` (unless the line carries its own), so a batch sent again after
+//!   a crash is deduplicated downstream. While the downstream is down, tailing pauses: the files are the buffer,
+//!   and nothing is dropped.
+//!
+//! ```no_run
+//! use topsellers_agent::{Agent, AgentConfig, NodeHttp};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config: AgentConfig = toml_like_config();
+//! let node = NodeHttp::new("http://127.0.0.1:8080/v1/purchases", Some("token".into()), 30_000, 2)?;
+//! let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+//! let mut agent = Agent::new(&config, &Default::default(), "/var/lib/topsellers/agent".as_ref(), Box::new(node))?;
+//! agent.run(&stop)?;
+//! # Ok(()) }
+//! # fn toml_like_config() -> AgentConfig { AgentConfig::default() }
+//! ```
+
+mod config;
+mod parse;
+mod raw;
+mod sink;
+mod state;
+pub mod tail;
+
+pub use config::{AgentConfig, DownstreamConfig, FileSource, LineFormat};
+pub use parse::LineParser;
+pub use raw::RawLine;
+pub use sink::{encode_canonical, DeliveryError, Downstream, HttpTarget, NodeHttp};
+pub use state::{DeadLetters, Positions};
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tail::{fingerprint, read_lines, Glob, Line};
+use topsellers_ingest::{Limits, Parsed, PiiKind, Redactions};
+use topsellers_model::{PurchaseEvent, TimestampMs};
+
+/// What went wrong in a way the agent cannot work around (its own state directory).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("invalid [agent] config: {0}")]
+    Config(String),
+    #[error("the agent's state directory {dir}: {detail}; check that it exists, is writable and is not full")]
+    State { dir: PathBuf, detail: String },
+}
+
+/// Counts since start, logged every few seconds and at exit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentStats {
+    pub lines: u64,
+    pub delivered: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    pub batches: u64,
+    pub retries: u64,
+    pub redactions: Redactions,
+}
+
+struct Source {
+    glob: Glob,
+    parser: LineParser,
+}
+
+/// The agent's main loop; see the crate docs.
+pub struct Agent {
+    sources: Vec<Source>,
+    positions: Positions,
+    dead_letters: DeadLetters,
+    downstream: Box<dyn Downstream>,
+    state_dir: PathBuf,
+    batch_max_events: usize,
+    max_line_bytes: usize,
+    poll: Duration,
+    retry_max: Duration,
+    stats: AgentStats,
+}
+
+fn wall_clock_ms() -> TimestampMs {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as TimestampMs)
+}
+
+impl Agent {
+    pub fn new(
+        config: &AgentConfig,
+        limits: &Limits,
+        state_dir: &Path,
+        downstream: Box<dyn Downstream>,
+    ) -> Result<Agent, AgentError> {
+        let problems = config.validate();
+        if !problems.is_empty() {
+            return Err(AgentError::Config(problems.join("; ")));
+        }
+        let mut sources = Vec::new();
+        for (i, f) in config.files.iter().enumerate() {
+            let glob = Glob::parse(&f.path).map_err(AgentError::Config)?;
+            let parser = LineParser::new(f, limits, wall_clock_ms())
+                .map_err(|e| AgentError::Config(format!("agent.files[{i}]: {e}")))?;
+            sources.push(Source { glob, parser });
+        }
+        let state_err = |e: std::io::Error| AgentError::State {
+            dir: state_dir.to_path_buf(),
+            detail: e.to_string(),
+        };
+        let positions = Positions::open(state_dir).map_err(state_err)?;
+        Ok(Agent {
+            sources,
+            positions,
+            dead_letters: DeadLetters::new(state_dir),
+            downstream,
+            state_dir: state_dir.to_path_buf(),
+            batch_max_events: config.batch_max_events,
+            max_line_bytes: config.max_line_bytes,
+            poll: Duration::from_millis(config.poll_interval_ms),
+            retry_max: Duration::from_millis(config.retry_max_ms),
+            stats: AgentStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> AgentStats {
+        let mut s = self.stats;
+        for src in &self.sources {
+            s.redactions.merge(&src.parser.redactions());
+        }
+        s
+    }
+
+    fn state_err(&self, e: std::io::Error) -> AgentError {
+        AgentError::State {
+            dir: self.state_dir.clone(),
+            detail: e.to_string(),
+        }
+    }
+
+    /// Runs until `stop` is set. Returns only on stop or when the state directory fails.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<AgentStats, AgentError> {
+        tracing::info!(target: "topsellers", downstream = %self.downstream.describe(), files = self.sources.len(), "agent started");
+        let mut last_report = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let progressed = self.scan(stop)?;
+            if last_report.elapsed() >= Duration::from_secs(10) {
+                self.report();
+                last_report = Instant::now();
+            }
+            if !progressed {
+                std::thread::sleep(self.poll);
+            }
+        }
+        self.report();
+        Ok(self.stats())
+    }
+
+    fn report(&self) {
+        let s = self.stats();
+        tracing::info!(
+            target: "topsellers",
+            lines = s.lines,
+            delivered = s.delivered,
+            rejected = s.rejected,
+            skipped = s.skipped,
+            retries = s.retries,
+            redacted_email = s.redactions.get(PiiKind::Email),
+            redacted_card = s.redactions.get(PiiKind::Card),
+            redacted_phone = s.redactions.get(PiiKind::Phone),
+            redacted_ip = s.redactions.get(PiiKind::Ip),
+            "agent totals"
+        );
+    }
+
+    /// One pass over every file: reads and delivers what is new. True when anything was read.
+    pub fn scan(&mut self, stop: &AtomicBool) -> Result<bool, AgentError> {
+        let mut progressed = false;
+        let mut seen = HashSet::new();
+        for i in 0..self.sources.len() {
+            for path in self.sources[i].glob.expand() {
+                if stop.load(Ordering::Relaxed) {
+                    return Ok(progressed);
+                }
+                let Ok(mut file) = File::open(&path) else {
+                    continue; // rotated away between listing and opening
+                };
+                let Ok(Some(fp)) = fingerprint(&mut file) else {
+                    continue;
+                };
+                // During copy-truncate the copy and the original share a fingerprint: read one of them.
+                if !seen.insert(fp) {
+                    continue;
+                }
+                progressed |= self.drain(i, &path, &mut file, fp, stop)?;
+            }
+        }
+        if self.positions.retain(&seen) {
+            self.positions.save().map_err(|e| self.state_err(e))?;
+        }
+        Ok(progressed)
+    }
+
+    /// Reads, parses and delivers batches of `file` until its end (or `stop`).
+    fn drain(
+        &mut self,
+        source: usize,
+        path: &Path,
+        file: &mut File,
+        fp: u64,
+        stop: &AtomicBool,
+    ) -> Result<bool, AgentError> {
+        let mut offset = self.positions.offset(fp);
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len < offset {
+            // Same first line, shorter file: rewritten in place. Its lines get the ids of the old content.
+            tracing::warn!(target: "topsellers", path = %path.display(), "the file is shorter than the position read; reading it again from the start");
+            offset = 0;
+        }
+        let mut progressed = false;
+        let parser = &mut self.sources[source].parser;
+        parser.set_source(format!("file:{}", path.display()));
+        loop {
+            let (lines, end) = read_lines(file, offset, self.batch_max_events, self.max_line_bytes)
+                .map_err(|e| AgentError::State {
+                    dir: path.to_path_buf(),
+                    detail: format!("reading failed: {e}"),
+                })?;
+            if lines.is_empty() {
+                return Ok(progressed);
+            }
+            progressed = true;
+            let parser = &mut self.sources[source].parser;
+            parser.set_now(wall_clock_ms());
+            let mut events: Vec<PurchaseEvent> = Vec::with_capacity(lines.len());
+            let mut letters = Vec::new();
+            for line in &lines {
+                self.stats.lines += 1;
+                match line {
+                    Line::Oversized { offset, len } => {
+                        letters.push(parser.oversized(*offset, *len, self.max_line_bytes))
+                    }
+                    Line::Text { offset, bytes } => {
+                        if bytes.iter().all(u8::is_ascii_whitespace) {
+                            self.stats.skipped += 1;
+                            continue;
+                        }
+                        match parser.parse(&RawLine::new(bytes, *offset)) {
+                            Parsed::Event(mut e) => {
+                                if e.event_id.is_none() {
+                                    e.event_id = Some(format!("a{fp:016x}-{offset}"));
+                                }
+                                events.push(e);
+                            }
+                            Parsed::Skipped(_) => self.stats.skipped += 1,
+                            Parsed::Rejected(d) => letters.push(d),
+                        }
+                    }
+                }
+            }
+            self.stats.rejected += letters.len() as u64;
+            self.dead_letters
+                .write(&letters)
+                .map_err(|e| self.state_err(e))?;
+            if !events.is_empty() && !self.deliver(&events, stop) {
+                return Ok(progressed); // stopping: the position stays before this batch
+            }
+            self.stats.delivered += events.len() as u64;
+            self.stats.batches += 1;
+            offset = end;
+            self.positions.set(fp, offset, path);
+            self.positions.save().map_err(|e| self.state_err(e))?;
+        }
+    }
+
+    /// Delivers one batch, retrying with back-off until it is acknowledged. False when stopped first.
+    fn deliver(&mut self, events: &[PurchaseEvent], stop: &AtomicBool) -> bool {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.downstream.deliver(events) {
+                Ok(()) => return true,
+                Err(e) => {
+                    self.stats.retries += 1;
+                    match &e {
+                        DeliveryError::Refused(m) => {
+                            tracing::error!(target: "topsellers", "downstream refused a batch, retrying in {pause:?}: {m}")
+                        }
+                        DeliveryError::Unavailable(m) => {
+                            tracing::warn!(target: "topsellers", "downstream unavailable, retrying in {pause:?}: {m}")
+                        }
+                    }
+                }
+            }
+            let until = Instant::now() + pause;
+            while Instant::now() < until {
+                if stop.load(Ordering::Relaxed) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            pause = (pause * 2).min(self.retry_max);
+        }
+    }
+
+    /// Where dead letters go.
+    pub fn dead_letter_path(&self) -> &Path {
+        self.dead_letters.path()
+    }
+}

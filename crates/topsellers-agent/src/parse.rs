@@ -1,0 +1,376 @@
+//! From a [`RawLine`] to a scrubbed event or a dead letter: only the mapped fields are read (the allow-list),
+//! and they go through the same [`RecordBuilder`] as files and HTTP bodies, which scrubs personal data out of
+//! the kept free text and counts it.
+
+use crate::config::{FileSource, LineFormat};
+use crate::raw::RawLine;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use topsellers_ingest::{
+    Field, FieldValue, FieldValues, IngestError, InputConfig, Limits, Location, Parsed,
+    RecordBuilder, Redactions,
+};
+use topsellers_model::{DeadLetter, RejectReason, TimestampMs};
+
+/// Parses the lines of one [`FileSource`]; build once per source and reuse.
+pub struct LineParser {
+    format: LineFormat,
+    builder: RecordBuilder,
+    /// `(field, mapped name, name split at dots)` of every mapped field.
+    keys: Vec<(Field, String, Vec<String>)>,
+}
+
+impl LineParser {
+    pub fn new(
+        source: &FileSource,
+        limits: &Limits,
+        now_ms: TimestampMs,
+    ) -> Result<LineParser, IngestError> {
+        let input = InputConfig {
+            fields: source.fields.clone(),
+            time_format: source.time_format.clone(),
+            time_zone: source.time_zone.clone(),
+            currency: source.currency.clone(),
+            ..InputConfig::default()
+        };
+        let builder = RecordBuilder::new(format!("agent:{}", source.path), &input, limits, now_ms)?;
+        let keys = Field::ALL
+            .iter()
+            .filter_map(|&f| {
+                let name = builder.field_name(f)?;
+                Some((
+                    f,
+                    name.to_string(),
+                    name.split('.').map(str::to_string).collect(),
+                ))
+            })
+            .collect();
+        Ok(LineParser {
+            format: source.format,
+            builder,
+            keys,
+        })
+    }
+
+    /// Personal data replaced (or refused in ids) so far.
+    pub fn redactions(&self) -> Redactions {
+        self.builder.redactions()
+    }
+
+    /// Moves "now" (the bound on future times, the stamp of dead letters).
+    pub fn set_now(&mut self, now_ms: TimestampMs) {
+        self.builder.set_now(now_ms);
+    }
+
+    /// Names the file in the dead letters that follow.
+    pub fn set_source(&mut self, source: impl Into<String>) {
+        self.builder.set_source(source);
+    }
+
+    /// A dead letter for a line too long to read: it was skipped, never held in memory.
+    pub fn oversized(&self, offset: u64, len: u64, max: usize) -> DeadLetter {
+        let mut letter = self.builder.dead_letter(
+            Location::Record(0),
+            None,
+            RejectReason::Oversized,
+            format!(
+                "the line is {len} bytes, more than agent.max_line_bytes ({max}); raise the limit or log shorter lines"
+            ),
+            None,
+        );
+        letter.location = format!("byte {offset}");
+        letter
+    }
+
+    /// Judges one line. Dead letters name the line by its byte offset in the file.
+    pub fn parse(&mut self, line: &RawLine<'_>) -> Parsed {
+        let mut parsed = self.judge(line.bytes());
+        if let Parsed::Rejected(letter) = &mut parsed {
+            letter.location = format!("byte {}", line.offset);
+        }
+        parsed
+    }
+
+    fn reject(&self, reason: RejectReason, message: String) -> Parsed {
+        Parsed::Rejected(
+            self.builder
+                .dead_letter(Location::Record(0), None, reason, message, None),
+        )
+    }
+
+    fn judge(&mut self, bytes: &[u8]) -> Parsed {
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return self.reject(
+                RejectReason::InvalidUtf8,
+                "the line is not valid UTF-8; write the purchase log as UTF-8".into(),
+            );
+        };
+        match self.format {
+            LineFormat::Json => self.judge_json(text),
+            LineFormat::Log4jKv => self.judge_kv(text),
+        }
+    }
+
+    fn judge_json(&mut self, text: &str) -> Parsed {
+        let Some(start) = text.find('{') else {
+            return self.reject(
+                RejectReason::Malformed,
+                "the line holds no JSON object; log each purchase as a JSON object (after the layout's prefix, if any)".into(),
+            );
+        };
+        let object = match serde_json::from_str::<Value>(text[start..].trim_end()) {
+            Ok(Value::Object(o)) => o,
+            Ok(_) => unreachable!("a JSON text starting with '{{' is an object"),
+            // serde_json's messages name the position and the kind of mistake, never the content.
+            Err(e) => {
+                return self.reject(
+                    RejectReason::Malformed,
+                    format!("the JSON object on the line is not valid ({e}); log one complete JSON object per line"),
+                )
+            }
+        };
+        let mut values = FieldValues::new();
+        for (field, name, segments) in &self.keys {
+            let found = lookup(&object, name, segments);
+            values.set(*field, found.map_or(FieldValue::Absent, field_value));
+        }
+        self.builder.build(&values, Location::Record(0))
+    }
+
+    fn judge_kv(&mut self, text: &str) -> Parsed {
+        let mut found: Vec<(Field, Cow<'_, str>)> = Vec::new();
+        for (key, value) in KvPairs::new(text) {
+            // The allow-list: a key that is not mapped is skipped unread.
+            if let Some((field, ..)) = self.keys.iter().find(|(_, name, _)| name == key) {
+                if !found.iter().any(|(f, _)| f == field) {
+                    found.push((*field, value));
+                }
+            }
+        }
+        let mut values = FieldValues::new();
+        for (field, value) in &found {
+            values.set(*field, FieldValue::Text(value));
+        }
+        self.builder.build(&values, Location::Record(0))
+    }
+}
+
+fn lookup<'v>(
+    object: &'v Map<String, Value>,
+    name: &str,
+    segments: &[String],
+) -> Option<&'v Value> {
+    object.get(name).or_else(|| {
+        if segments.len() < 2 {
+            return None;
+        }
+        let mut current = object.get(segments[0].as_str())?;
+        for s in &segments[1..] {
+            current = current.as_object()?.get(s.as_str())?;
+        }
+        Some(current)
+    })
+}
+
+fn field_value(value: &Value) -> FieldValue<'_> {
+    match value {
+        Value::Null => FieldValue::Absent,
+        Value::String(s) => FieldValue::Text(s),
+        Value::Number(n) => FieldValue::Number(n),
+        Value::Bool(_) => FieldValue::WrongType("a boolean"),
+        Value::Array(_) => FieldValue::WrongType("an array"),
+        Value::Object(_) => FieldValue::WrongType("an object"),
+    }
+}
+
+/// The `key=value` pairs of a line, in order. A key is a run of letters, digits, `_`, `-` and `.` right
+/// before `=`; a value is a double-quoted string (with `\"` and `\\` escapes) or runs to the next space,
+/// `,` or `;`.
+struct KvPairs<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> KvPairs<'a> {
+    fn new(text: &'a str) -> Self {
+        KvPairs { text, at: 0 }
+    }
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+impl<'a> Iterator for KvPairs<'a> {
+    type Item = (&'a str, Cow<'a, str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.text.as_bytes();
+        loop {
+            let eq = self.at + memchr::memchr(b'=', &bytes[self.at..])?;
+            let mut key_start = eq;
+            while key_start > self.at && is_key_byte(bytes[key_start - 1]) {
+                key_start -= 1;
+            }
+            let key = &self.text[key_start..eq];
+            let value_start = eq + 1;
+            if bytes.get(value_start) == Some(&b'"') {
+                // Quoted: up to the closing quote, unescaping as we go.
+                let mut out = String::new();
+                let mut i = value_start + 1;
+                let mut closed = false;
+                let mut plain = true;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' if i + 1 < bytes.len() => {
+                            plain = false;
+                            out.push(bytes[i + 1] as char);
+                            i += 2;
+                            continue;
+                        }
+                        b'"' => {
+                            closed = true;
+                            break;
+                        }
+                        _ => {}
+                    }
+                    let ch = self.text[i..].chars().next().unwrap_or('\u{fffd}');
+                    out.push(ch);
+                    i += ch.len_utf8();
+                }
+                self.at = (i + 1).min(bytes.len());
+                if key.is_empty() || !closed {
+                    if !closed {
+                        return None;
+                    }
+                    continue;
+                }
+                let value = if plain {
+                    Cow::Borrowed(&self.text[value_start + 1..i])
+                } else {
+                    Cow::Owned(out)
+                };
+                return Some((key, value));
+            }
+            let end = bytes[value_start..]
+                .iter()
+                .position(|b| matches!(b, b' ' | b'\t' | b',' | b';'))
+                .map_or(bytes.len(), |p| value_start + p);
+            self.at = end;
+            if key.is_empty() {
+                self.at = value_start;
+                continue;
+            }
+            return Some((key, Cow::Borrowed(&self.text[value_start..end])));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use topsellers_ingest::FieldMapping;
+
+    const NOW: TimestampMs = 1_800_000_000_000;
+
+    fn source(format: LineFormat, fields: FieldMapping) -> FileSource {
+        FileSource {
+            path: "/tmp/x.log".into(),
+            format,
+            fields,
+            time_format: "rfc3339".into(),
+            time_zone: "UTC".into(),
+            currency: None,
+        }
+    }
+
+    fn parse(p: &mut LineParser, text: &str) -> Parsed {
+        p.parse(&RawLine::new(text.as_bytes(), 0))
+    }
+
+    #[test]
+    fn kv_pairs_quoted_and_plain() {
+        let pairs: Vec<_> = KvPairs::new(r#"2026-01-01 10:00:00,123 INFO [x] a - buy sku=A1 name="Red \"mug\"" q=2, p=1.5;tail = x=="#)
+            .map(|(k, v)| (k.to_string(), v.into_owned()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("sku".into(), "A1".into()),
+                ("name".into(), "Red \"mug\"".into()),
+                ("q".into(), "2".into()),
+                ("p".into(), "1.5".into()),
+                ("x".into(), "=".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn log4j_line_keeps_only_mapped_fields_scrubbed() {
+        let fields = FieldMapping {
+            item_id: "sku".into(),
+            item_name: Some("name".into()),
+            category: Some("cat".into()),
+            quantity: "qty".into(),
+            unit_price: "price".into(),
+            time: "ts".into(),
+            event_id: None,
+            currency: None,
+            country: None,
+            original_time: None,
+        };
+        let mut p = LineParser::new(
+            &source(LineFormat::Log4jKv, fields),
+            &Limits::default(),
+            NOW,
+        )
+        .unwrap();
+        let line = r#"2026-01-01 10:00:00,123 INFO [http-7] PurchaseLog - sale customer="Jane Doe" email=jane@example.com sku=A1 name="Mug for jane@example.com" cat=home/kitchen qty=2 price=9.99 ts=2026-01-01T10:00:00Z card=4111111111111111"#;
+        let Parsed::Event(e) = parse(&mut p, line) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.item_id.as_str(), e.quantity, e.unit_price_minor),
+            ("A1", 2, 999)
+        );
+        assert_eq!(e.item_name.as_deref(), Some("Mug for [email]"));
+        let shown = format!("{e:?}");
+        assert!(
+            !shown.contains("Jane") && !shown.contains("4111"),
+            "{shown}"
+        );
+        assert_eq!(p.redactions().total(), 1);
+    }
+
+    #[test]
+    fn json_after_a_prefix_and_bad_lines() {
+        let mut p = LineParser::new(
+            &source(LineFormat::Json, FieldMapping::canonical()),
+            &Limits::default(),
+            NOW,
+        )
+        .unwrap();
+        let ok = r#"2026-01-01 INFO - {"item_id":"A","quantity":1,"unit_price":"2.50","time":"2026-01-01T00:00:00Z","customer":{"name":"Jane"}}"#;
+        assert!(matches!(parse(&mut p, ok), Parsed::Event(_)));
+        let deep = format!("{}{}", "{\"a\":[".repeat(200), "]}".repeat(200));
+        for (bad, reason) in [
+            ("no json here", RejectReason::Malformed),
+            ("{\"item_id\":", RejectReason::Malformed),
+            (deep.as_str(), RejectReason::Malformed),
+        ] {
+            let Parsed::Rejected(d) = parse(&mut p, bad) else {
+                panic!("{bad}")
+            };
+            assert_eq!(d.reason, reason);
+            assert_eq!(d.location, "byte 0");
+        }
+        let Parsed::Rejected(d) = p.parse(&RawLine::new(b"{\"item_id\":\"\xff\"}", 9)) else {
+            panic!()
+        };
+        assert_eq!(
+            (d.reason, d.location.as_str()),
+            (RejectReason::InvalidUtf8, "byte 9")
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Where scrubbed events go. A [`Downstream`] says `Ok` only when every event of the batch is durable there;
+//! until then the agent keeps the file positions where they were, so nothing unacknowledged is ever skipped.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+use topsellers_model::PurchaseEvent;
+
+/// Why a batch was not acknowledged. Either way the agent keeps the batch and tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// Down, overloaded or unreachable: wait and retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The downstream refused the request (a wrong token, a wrong URL): retried too, since dropping is never
+    /// an option, but logged as an error for an operator to fix.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// A sink for scrubbed events.
+///
+/// Lifecycle: [`Downstream::deliver`] is called with one batch at a time, again with the same batch after an
+/// error (event ids unchanged, so a batch that was in fact stored is deduplicated downstream).
+pub trait Downstream {
+    /// Sends `events`; `Ok` means all of them are durable downstream.
+    fn deliver(&mut self, events: &[PurchaseEvent]) -> Result<(), DeliveryError>;
+    /// Names the downstream in logs (no credentials).
+    fn describe(&self) -> String;
+}
+
+/// `http://host:port/path`, the only URL shape the agent speaks (loopback or a private network; put TLS in
+/// front with a local proxy).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTarget {
+    pub host_port: String,
+    pub path: String,
+}
+
+impl HttpTarget {
+    pub fn parse(url: &str) -> Result<HttpTarget, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            format!("{url:?} is not an http:// URL; write it as http://127.0.0.1:8080/v1/purchases")
+        })?;
+        let (host_port, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/v1/purchases"),
+        };
+        if host_port.is_empty() {
+            return Err(format!(
+                "{url:?} names no host; write it as http://127.0.0.1:8080/v1/purchases"
+            ));
+        }
+        let host_port = if host_port.contains(':') {
+            host_port.to_string()
+        } else {
+            format!("{host_port}:80")
+        };
+        Ok(HttpTarget {
+            host_port,
+            path: path.to_string(),
+        })
+    }
+}
+
+/// An embedded node's `POST /v1/purchases`: a 200 answer means the events are in its log.
+pub struct NodeHttp {
+    target: HttpTarget,
+    token: Option<String>,
+    timeout: Duration,
+    price_decimals: u32,
+    body: Vec<u8>,
+}
+
+impl NodeHttp {
+    pub fn new(
+        url: &str,
+        token: Option<String>,
+        timeout_ms: u64,
+        price_decimals: u32,
+    ) -> Result<NodeHttp, String> {
+        Ok(NodeHttp {
+            target: HttpTarget::parse(url)?,
+            token,
+            timeout: Duration::from_millis(timeout_ms.max(1)),
+            price_decimals,
+            body: Vec::new(),
+        })
+    }
+
+    fn post(&self) -> std::io::Result<u16> {
+        let addr = self
+            .target
+            .host_port
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("the host has no address"))?;
+        let mut s = TcpStream::connect_timeout(&addr, self.timeout.min(Duration::from_secs(5)))?;
+        s.set_read_timeout(Some(self.timeout))?;
+        s.set_write_timeout(Some(self.timeout))?;
+        let mut head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/x-ndjson\r\nContent-Length: {}\r\n",
+            self.target.path,
+            self.target.host_port,
+            self.body.len()
+        );
+        if let Some(t) = &self.token {
+            head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes())?;
+        s.write_all(&self.body)?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer)?;
+        let status = answer
+            .split(|&b| b == b' ')
+            .nth(1)
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| std::io::Error::other("the answer has no HTTP status line"))?;
+        Ok(status)
+    }
+}
+
+impl Downstream for NodeHttp {
+    fn deliver(&mut self, events: &[PurchaseEvent]) -> Result<(), DeliveryError> {
+        self.body.clear();
+        for e in events {
+            encode_canonical(e, self.price_decimals, &mut self.body);
+        }
+        let where_ = format!("http://{}{}", self.target.host_port, self.target.path);
+        match self.post() {
+            Ok(200) => Ok(()),
+            Ok(s @ (401 | 403 | 404 | 413)) => Err(DeliveryError::Refused(format!(
+                "{where_} answered {s}; check agent.downstream.url and auth_token (the node's server.auth_token), and that agent.batch_max_events fits the node's body limit"
+            ))),
+            Ok(s) => Err(DeliveryError::Unavailable(format!("{where_} answered {s}"))),
+            Err(e) => Err(DeliveryError::Unavailable(format!("{where_}: {e}"))),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("node http://{}{}", self.target.host_port, self.target.path)
+    }
+}
+
+/// One event as a canonical NDJSON line (`POST /v1/purchases` shape): times in epoch milliseconds, the price as
+/// a decimal string.
+pub fn encode_canonical(e: &PurchaseEvent, price_decimals: u32, out: &mut Vec<u8>) {
+    let mut o = serde_json::Map::new();
+    if let Some(id) = &e.event_id {
+        o.insert("event_id".into(), id.clone().into());
+    }
+    o.insert("time".into(), e.event_time_ms.into());
+    if let Some(t) = e.original_time_ms {
+        o.insert("original_time".into(), t.into());
+    }
+    o.insert("item_id".into(), e.item_id.clone().into());
+    if let Some(n) = &e.item_name {
+        o.insert("item_name".into(), n.clone().into());
+    }
+    if !e.category.as_str().is_empty() {
+        o.insert("category".into(), e.category.as_str().into());
+    }
+    o.insert("quantity".into(), e.quantity.into());
+    o.insert(
+        "unit_price".into(),
+        decimal(e.unit_price_minor, price_decimals).into(),
+    );
+    o.insert("currency".into(), e.currency.clone().into());
+    if let Some(c) = &e.country {
+        o.insert("country".into(), c.clone().into());
+    }
+    serde_json::to_writer(&mut *out, &serde_json::Value::Object(o)).expect("writing to a Vec");
+    out.push(b'\n');
+}
+
+fn decimal(minor: i64, decimals: u32) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    if decimals == 0 {
+        return format!("{sign}{abs}");
+    }
+    let scale = 10u64.pow(decimals);
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = decimals as usize
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_decimals() {
+        assert_eq!(
+            HttpTarget::parse("http://127.0.0.1:9/v1/purchases").unwrap(),
+            HttpTarget {
+                host_port: "127.0.0.1:9".into(),
+                path: "/v1/purchases".into()
+            }
+        );
+        assert!(HttpTarget::parse("https://x").is_err());
+        assert_eq!(decimal(999, 2), "9.99");
+        assert_eq!(decimal(-5, 2), "-0.05");
+        assert_eq!(decimal(12, 0), "12");
+    }
+}
