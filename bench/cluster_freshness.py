@@ -12,8 +12,10 @@ The store-side part: a thread reads the store's `partitions` rows every 5 ms and
 (results_offset, saved_at). `saved_at` is set by the Cassandra coordinator in the save's lightweight transaction,
 the moment the new results become readable; after the run one kcat read of the topic gives each probe's partition
 and offset, and the first save whose results_offset is past the probe's offset is the save that published it. So
-each probe splits into: ack -> saved (Kafka, the aggregator, the write) and saved -> visible in each server (the
-servers' refresh interval, their store reads and merge). All clocks are this host's.
+each probe splits into: ack -> saved (Kafka, the aggregator, the write) and saved -> visible in each server, which
+the answer's `computed_at` (taken when the server's refresh begins, before it reads the store) splits again into
+the wait for the server's next refresh tick and the refresh itself (store reads, merge, publish). All clocks are
+this host's.
 
 Usage: bench/cluster_freshness.py CONFIG API_PORT_1 API_PORT_2 [SAMPLES] [BACKGROUND_EVENTS_PER_SEC]
 (defaults 100, 1000). CONFIG is the cluster config the aggregator and both API servers run with
@@ -181,15 +183,19 @@ def main():
         produce([line(f"probe-{i}", cat, qty=3)])
         t0 = time.time()
         seen = [None, None]
+        computed = [None, None]  # computed_at of the first answer showing the probe: when that refresh began
         while None in seen and time.time() - t0 < TIMEOUT_S:
             for k, s in enumerate(servers):
-                if seen[k] is None and s.get(f"/v1/top?category={cat}&window=1h&n=1")["items"]:
-                    seen[k] = time.time()
+                if seen[k] is None:
+                    top = s.get(f"/v1/top?category={cat}&window=1h&n=1")
+                    if top["items"]:
+                        seen[k] = time.time()
+                        computed[k] = datetime.fromisoformat(top["computed_at"].replace("Z", "+00:00")).timestamp()
             time.sleep(0.002)
         if None in seen:
             lost += 1
             seen = [t if t is not None else t0 + TIMEOUT_S for t in seen]
-        probes.append((t0, seen))
+        probes.append((t0, seen, computed))
     stop.set(); bg.join(timeout=30)
     if watch:
         time.sleep(0.5)
@@ -197,14 +203,18 @@ def main():
 
     ms = lambda a, b: (b - a) * 1000
     print(f"  {len(probes)} probes under {RATE:.0f} background events/s, {lost} not visible within {TIMEOUT_S:.0f} s")
-    print(summary("Kafka ack -> visible in server 1", [ms(t0, s[0]) for t0, s in probes]))
-    print(summary("Kafka ack -> visible in server 2", [ms(t0, s[1]) for t0, s in probes]))
-    print(summary("Kafka ack -> visible in both (all servers)", [ms(t0, max(s)) for t0, s in probes]))
-    print(summary("gap between the two servers", [abs(ms(s[0], s[1])) for _, s in probes]))
+    print(summary("Kafka ack -> visible in server 1", [ms(t0, s[0]) for t0, s, _ in probes]))
+    print(summary("Kafka ack -> visible in server 2", [ms(t0, s[1]) for t0, s, _ in probes]))
+    print(summary("Kafka ack -> visible in both (all servers)", [ms(t0, max(s)) for t0, s, _ in probes]))
+    print(summary("gap between the two servers", [abs(ms(s[0], s[1])) for _, s, _ in probes]))
+    # computed_at is taken when a server's refresh begins, before it reads the store: from there to visible is
+    # the refresh itself (store reads, merge, publish) plus this script's polling.
+    print(summary("refresh began (computed_at) -> visible, both",
+                  [ms(c[k], s[k]) for _, s, c in probes for k in (0, 1) if c[k] is not None]))
     if watch:
         where = probe_offsets(len(probes))
-        ack_saved, saved_1, saved_2, saved_all, saved_seen = [], [], [], [], []
-        for (t0, s), pos in zip(probes, where):
+        ack_saved, saved_1, saved_2, saved_all, saved_seen, saved_tick = [], [], [], [], [], []
+        for (t0, s, c), pos in zip(probes, where):
             save = watch.save_of(*pos) if pos else None
             if not save:
                 continue
@@ -212,6 +222,7 @@ def main():
             ack_saved.append(ms(t0, saved))
             saved_1.append(ms(saved, s[0])); saved_2.append(ms(saved, s[1])); saved_all.append(ms(saved, max(s)))
             saved_seen.append(ms(saved, seen_in_store))
+            saved_tick += [ms(saved, c[k]) for k in (0, 1) if c[k] is not None]
         print(f"  store side ({len(saved_all)} of {len(probes)} probes matched to the save that published them; "
               f"{watch.polls} reads of the partitions rows; {len(watch.sizes)} saves seen, results blob "
               f"{sum(watch.sizes) / max(1, len(watch.sizes)) / 1024:.0f} KiB on average per partition):")
@@ -219,6 +230,7 @@ def main():
         print(summary("saved -> visible in server 1", saved_1))
         print(summary("saved -> visible in server 2", saved_2))
         print(summary("saved -> visible in both (all servers)", saved_all))
+        print(summary("saved -> the refresh that read it began", saved_tick))
         print(summary("(saved -> seen by this script's 5 ms reader)", saved_seen))
 
 
