@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use super::bin;
+use super::stores::StoreChoice;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -48,16 +49,33 @@ impl ClusterSetup {
         engine_and_more: &str,
         kafka_extra: &str,
     ) -> ClusterSetup {
+        ClusterSetup::with_store(
+            bootstrap,
+            partitions,
+            engine_and_more,
+            kafka_extra,
+            &StoreChoice::Sqlite,
+        )
+    }
+
+    /// [`ClusterSetup::new`] with the results in `store` (SQLite, Cassandra or Redis).
+    pub fn with_store(
+        bootstrap: &str,
+        partitions: u32,
+        engine_and_more: &str,
+        kafka_extra: &str,
+        store: &StoreChoice,
+    ) -> ClusterSetup {
         let dir = tempfile::tempdir().unwrap();
         let topic = unique("purchases");
-        let store = dir.path().join("results.db");
         let config = dir.path().join("cluster.toml");
         let text = format!(
             "{engine_and_more}\n[kafka]\nbootstrap_servers = \"{bootstrap}\"\ntopic = \"{topic}\"\n\
              dead_letter_topic = \"{topic}.dead-letters\"\ngroup_id = \"{topic}-aggregators\"\npartitions = {partitions}\n\
-             {kafka_extra}\n[cluster]\nresults_store = \"sqlite:{}\"\nresults_interval_ms = 100\n\
-             checkpoint_interval_secs = 1\ncheckpoint_every_records = 2000\nrefresh_interval_ms = 100\n",
-            store.display()
+             {kafka_extra}\n[cluster]\nresults_store = \"{}\"\nresults_interval_ms = 100\n\
+             checkpoint_interval_secs = 1\ncheckpoint_every_records = 2000\nrefresh_interval_ms = 100\n{}",
+            store.results_store(dir.path()),
+            store.section()
         );
         std::fs::write(&config, text).unwrap();
         ClusterSetup { dir, config, topic }

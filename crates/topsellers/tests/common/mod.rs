@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod stores;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
