@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use topsellers_agent::AgentConfig;
 use topsellers_batch::BatchSettings;
 use topsellers_cassandra::CassandraSettings;
 use topsellers_engine::EngineConfig;
@@ -165,6 +166,8 @@ pub struct Config {
     pub redis: RedisSettings,
     /// `topsellers batch`: the PostgreSQL purchase table (checked only when the section is present).
     pub batch: BatchSettings,
+    /// `topsellers agent`: what to tail and where to send it (checked only when the section is present).
+    pub agent: AgentConfig,
 }
 
 const SECTIONS: &[&str] = &[
@@ -179,6 +182,7 @@ const SECTIONS: &[&str] = &[
     "cassandra",
     "redis",
     "batch",
+    "agent",
 ];
 
 /// All the mistakes found in a config, reported together.
@@ -268,6 +272,7 @@ impl Config {
         config.cassandra = section(&table, "cassandra", &mut errors);
         config.redis = section(&table, "redis", &mut errors);
         config.batch = section(&table, "batch", &mut errors);
+        config.agent = section(&table, "agent", &mut errors);
         config.input = table
             .get("input")
             .map(|_| section::<InputConfig>(&table, "input", &mut errors));
@@ -294,6 +299,9 @@ impl Config {
         }
         if table.contains_key("batch") {
             prefixed(&mut errors, "batch", config.batch.validate());
+        }
+        if table.contains_key("agent") {
+            errors.extend(config.agent.validate());
         }
         if config.server.stale_after_ms <= config.cluster.refresh_interval_ms {
             errors.push(format!(

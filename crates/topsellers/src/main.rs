@@ -9,6 +9,7 @@ macro_rules! outln {
     }};
 }
 
+mod agent;
 mod aggregate;
 mod api;
 mod batch;
@@ -138,6 +139,12 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Tail purchase logs ([[agent.files]]), keep only the event fields (personal data scrubbed) and deliver them
+    /// to an embedded node or to Kafka ([agent.downstream]) without losing any, across restarts and rotations.
+    #[command(
+        after_help = "Examples:\n  topsellers agent --config examples/agent.toml\n  TOPSELLERS_KAFKA__BOOTSTRAP_SERVERS=10.0.0.5:9092 topsellers agent --config agent-kafka.toml"
+    )]
+    Agent,
     /// Write generated purchases to a file (JSON lines for .jsonl/.ndjson, else CSV), e.g. for benchmarks.
     #[command(
         after_help = "Examples:\n  topsellers generate --events 1000000 --out /tmp/events.csv\n  topsellers generate --events 5000 --out /tmp/events.jsonl --start 2026-11-01T00:00:00Z"
@@ -285,6 +292,7 @@ fn run(cli: Cli) -> Result<()> {
             let show = !no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
             batch::run(&config, show)
         }
+        Command::Agent => agent::run(&config),
         Command::Generate { events, out, start } => {
             let start_ms = match start {
                 Some(s) => s

@@ -1,0 +1,93 @@
+//! `topsellers agent`: builds the agent of `topsellers-agent` from the config (its downstream: an embedded node
+//! over HTTP, or the Kafka topic through the same publisher as `replay --to kafka`) and runs it until SIGTERM.
+
+use crate::config::Config;
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use topsellers_agent::{Agent, DeliveryError, Downstream, DownstreamConfig, NodeHttp};
+use topsellers_kafka::{KafkaSettings, Publisher};
+use topsellers_model::PurchaseEvent;
+
+/// The Kafka topic as a downstream: a batch is acknowledged once every event of it is acknowledged by all
+/// in-sync replicas (the publisher is idempotent, `acks=all`). After a failure the producer is made anew and the
+/// whole batch sent again, with the same event ids, so the aggregators drop what had arrived.
+struct KafkaDownstream {
+    settings: KafkaSettings,
+    price_decimals: u32,
+    publisher: Option<Publisher>,
+}
+
+impl Downstream for KafkaDownstream {
+    fn deliver(&mut self, events: &[PurchaseEvent]) -> Result<(), DeliveryError> {
+        if self.publisher.is_none() {
+            let p = Publisher::connect(&self.settings, self.price_decimals)
+                .map_err(|e| DeliveryError::Unavailable(format!("kafka: {e}")))?;
+            self.publisher = Some(p);
+        }
+        let publisher = self.publisher.as_mut().expect("connected above");
+        let outcome = events
+            .iter()
+            .try_for_each(|e| publisher.publish(e))
+            .and_then(|()| publisher.flush().map(|_| ()));
+        outcome.map_err(|e| {
+            self.publisher = None;
+            DeliveryError::Unavailable(format!("kafka: {e}"))
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "kafka topic {} at {}",
+            self.settings.topic, self.settings.bootstrap_servers
+        )
+    }
+}
+
+/// Where the agent keeps its positions and dead letters.
+pub fn state_dir(config: &Config) -> PathBuf {
+    config
+        .agent
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("agent"))
+}
+
+pub fn run(config: &Config) -> Result<()> {
+    if config.agent.files.is_empty() {
+        bail!("the config has no [[agent.files]]; add one with the path of the purchase logs (see examples/agent.toml)");
+    }
+    let downstream: Box<dyn Downstream> = match &config.agent.downstream {
+        DownstreamConfig::Node {
+            url,
+            auth_token,
+            timeout_ms,
+        } => Box::new(
+            NodeHttp::new(
+                url,
+                auth_token.clone(),
+                *timeout_ms,
+                config.limits.price_decimals,
+            )
+            .map_err(anyhow::Error::msg)
+            .context("agent.downstream")?,
+        ),
+        DownstreamConfig::Kafka => Box::new(KafkaDownstream {
+            settings: config.kafka.clone(),
+            price_decimals: config.limits.price_decimals,
+            publisher: None,
+        }),
+    };
+    let dir = state_dir(config);
+    let mut agent = Agent::new(&config.agent, &config.limits, &dir, downstream)?;
+    let stop = crate::replay::stop_on_signal();
+    let stats = agent.run(&stop)?;
+    outln!(
+        "topsellers agent: {} lines, {} events delivered, {} dead letters ({}), {} pieces of personal data redacted",
+        stats.lines,
+        stats.delivered,
+        stats.rejected,
+        agent.dead_letter_path().display(),
+        stats.redactions.total()
+    );
+    Ok(())
+}
