@@ -1,9 +1,9 @@
 //! `topsellers agent` against a real `topsellers serve`: a purchase log rotated by rename and by copy-truncate
-//! while the agent is killed with SIGKILL three times, with bad lines (binary garbage and invalid UTF-8 (both `invalid_utf8`), a 10 MB
-//! line, deeply nested JSON) and planted personal data among the purchases. Every purchase is counted exactly
-//! once (the node's results equal one clean replay of the good lines), every bad line is a dead letter with its
-//! reason, and the planted personal data is nowhere: not in the node's data directory, the dead letters, or
-//! the agent's log.
+//! while the agent is killed with SIGKILL three times and the node is down for a while, with bad lines (binary
+//! garbage and invalid UTF-8, both `invalid_utf8`; a 10 MB line; deeply nested JSON; a wrong field) and planted
+//! personal data among the purchases. Every purchase is counted exactly once (the node's results equal one clean
+//! replay of the good lines), every bad line is a dead letter with its reason, and the planted personal data is
+//! nowhere: not in the node's data directory, the dead letters, or the agent's log.
 
 mod common;
 
@@ -319,7 +319,16 @@ format = "json"
         &state,
     );
     procs.0[1] = spawn_agent(&agent_config, &agent_log);
+
+    // The node goes down: the agent keeps the lines written meanwhile (the files are its buffer) and delivers
+    // them once the node is back.
+    terminate(&mut procs.0[0]);
     write_slowly(&live, &lines[2 * third + 1500..]);
+    procs.0[0] = spawn_serve(&node_config, &node_dir, port);
+    assert!(
+        wait_healthy(port, Duration::from_secs(30)),
+        "the node did not restart"
+    );
 
     // Everything acknowledged: the saved positions cover every byte of every log file.
     let deadline = Instant::now() + Duration::from_secs(180);
