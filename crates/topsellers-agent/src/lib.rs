@@ -155,6 +155,9 @@ impl Agent {
                 last_report = Instant::now();
             }
             if !progressed {
+                if let Err(e) = self.downstream.idle() {
+                    tracing::warn!(target: "topsellers", "downstream idle notice failed, repeating later: {e}");
+                }
                 std::thread::sleep(self.poll);
             }
         }

@@ -25,6 +25,12 @@ pub enum DeliveryError {
 pub trait Downstream {
     /// Sends `events`; `Ok` means all of them are durable downstream.
     fn deliver(&mut self, events: &[PurchaseEvent]) -> Result<(), DeliveryError>;
+    /// Called when the files have nothing new; a downstream that needs it tells its readers that event time
+    /// may advance (Kafka: a tick to every partition). An error is logged and the call repeated at the next idle
+    /// moment.
+    fn idle(&mut self) -> Result<(), DeliveryError> {
+        Ok(())
+    }
     /// Names the downstream in logs (no credentials).
     fn describe(&self) -> String;
 }

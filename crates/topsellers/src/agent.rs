@@ -15,6 +15,8 @@ struct KafkaDownstream {
     settings: KafkaSettings,
     price_decimals: u32,
     publisher: Option<Publisher>,
+    /// Events were published since the last tick.
+    untick: bool,
 }
 
 impl Downstream for KafkaDownstream {
@@ -32,7 +34,26 @@ impl Downstream for KafkaDownstream {
         outcome.map_err(|e| {
             self.publisher = None;
             DeliveryError::Unavailable(format!("kafka: {e}"))
-        })
+        })?;
+        self.untick = true;
+        Ok(())
+    }
+
+    /// Idle files: every partition may advance event time to the newest event published (as `replay --to kafka`
+    /// does at the end of its input), so quiet partitions close their windows too.
+    fn idle(&mut self) -> Result<(), DeliveryError> {
+        if !self.untick {
+            return Ok(());
+        }
+        let Some(publisher) = self.publisher.as_mut() else {
+            return Ok(());
+        };
+        publisher.finish().map_err(|e| {
+            self.publisher = None;
+            DeliveryError::Unavailable(format!("kafka: {e}"))
+        })?;
+        self.untick = false;
+        Ok(())
     }
 
     fn describe(&self) -> String {
@@ -75,6 +96,7 @@ pub fn run(config: &Config) -> Result<()> {
             settings: config.kafka.clone(),
             price_decimals: config.limits.price_decimals,
             publisher: None,
+            untick: false,
         }),
     };
     let dir = state_dir(config);
