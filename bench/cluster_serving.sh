@@ -58,7 +58,8 @@ trap 'exit 130' INT TERM
 if ! ./scripts/services.sh status | grep -q '^kafka .*running'; then
   echo "starting Kafka (scripts/services.sh)"; ./scripts/services.sh start kafka >/dev/null; started_kafka=1
 fi
-if ! ./scripts/services.sh status | grep -q '^cassandra .*running'; then
+# A running 3-node cassandra3 (node 1 on 127.0.0.1:9042) is used as it is: starting the single node would stop it.
+if ! ./scripts/services.sh status | grep -qE '^cassandra3? .*running'; then
   echo "starting Cassandra (scripts/services.sh)"; ./scripts/services.sh start cassandra >/dev/null; started_cassandra=1
 fi
 
@@ -181,7 +182,8 @@ two_wrk() { # name url1 url2 pids... -> "sum_req/s p99_1 p99_2 CPU_us/req others
 $(others "$b0" "$b1" $((after - before)) "$(cpu_of "$W/time-$name-1")" "$(cpu_of "$W/time-$name-2")")"
 }
 # A Cassandra just started keeps a core busy for a while (compactions, JIT): wait (60 s at most) until it is quiet.
-CASS_PID=$(./scripts/services.sh status | awk '/^cassandra .*running/{gsub(/[()]/,""); print $NF}')
+CASS_PID=$(./scripts/services.sh status | awk '/^cassandra3? .*running/{gsub(/[()]/,""); print $NF; exit}')
+[[ $CASS_PID =~ ^[0-9]+$ && -r /proc/$CASS_PID/stat ]] || CASS_PID=$$ # not found: measure this shell instead
 for _ in $(seq 1 30); do
   c0=$(ticks "$CASS_PID"); sleep 2; c1=$(ticks "$CASS_PID")
   (( (c1 - c0) * 100 / (2 * HZ) < 15 )) && break
