@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use topsellers_batch::{BatchOptions, BatchSummary, Progress};
 
 /// Test hook: abort the process (like `kill -9`) after this many groups, before anything is saved.
-const ABORT_AFTER_GROUPS_ENV: &str = "TOPSELLERS_BATCH_TEST_ABORT_AFTER_GROUPS";
+const ABORT_AFTER_GROUPS_ENV: &str = "TOPSELLERS_TEST_BATCH_ABORT_AFTER_GROUPS";
 
 pub fn run(config: &Config, show_progress: bool) -> Result<()> {
     let settings = &config.batch;

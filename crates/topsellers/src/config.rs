@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use topsellers_agent::AgentConfig;
+use topsellers_archive::ArchiveSettings;
 use topsellers_batch::BatchSettings;
 use topsellers_cassandra::CassandraSettings;
 use topsellers_engine::EngineConfig;
@@ -166,6 +167,8 @@ pub struct Config {
     pub redis: RedisSettings,
     /// `topsellers batch`: the PostgreSQL purchase table (checked only when the section is present).
     pub batch: BatchSettings,
+    /// `topsellers archive`: the Parquet archive (checked only when the section is present).
+    pub archive: ArchiveSettings,
     /// `topsellers agent`: what to tail and where to send it (checked only when the section is present).
     pub agent: AgentConfig,
 }
@@ -182,6 +185,7 @@ const SECTIONS: &[&str] = &[
     "cassandra",
     "redis",
     "batch",
+    "archive",
     "agent",
 ];
 
@@ -272,6 +276,7 @@ impl Config {
         config.cassandra = section(&table, "cassandra", &mut errors);
         config.redis = section(&table, "redis", &mut errors);
         config.batch = section(&table, "batch", &mut errors);
+        config.archive = section(&table, "archive", &mut errors);
         config.agent = section(&table, "agent", &mut errors);
         config.input = table
             .get("input")
@@ -299,6 +304,9 @@ impl Config {
         }
         if table.contains_key("batch") {
             prefixed(&mut errors, "batch", config.batch.validate());
+        }
+        if table.contains_key("archive") {
+            prefixed(&mut errors, "archive", config.archive.validate());
         }
         if table.contains_key("agent") {
             errors.extend(config.agent.validate());

@@ -12,6 +12,7 @@ macro_rules! outln {
 mod agent;
 mod aggregate;
 mod api;
+mod archive;
 mod batch;
 mod cluster;
 mod config;
@@ -145,6 +146,16 @@ enum Command {
         after_help = "Examples:\n  topsellers agent --config examples/agent.toml\n  TOPSELLERS_KAFKA__BOOTSTRAP_SERVERS=10.0.0.5:9092 topsellers agent --config agent-kafka.toml"
     )]
     Agent,
+    /// Write purchase files (parsed and scrubbed as by `replay`) to the [archive] as Parquet, partitioned
+    /// dt=/hour=; files already archived are skipped, so running it again over a folder adds only new files.
+    #[command(
+        after_help = "Examples:\n  topsellers archive --config examples/online-retail.toml ../shared/data/online-retail/by-day/"
+    )]
+    Archive {
+        /// Files, or directories whose purchase files are read in name order.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
     /// Write generated purchases to a file (JSON lines for .jsonl/.ndjson, else CSV), e.g. for benchmarks.
     #[command(
         after_help = "Examples:\n  topsellers generate --events 1000000 --out /tmp/events.csv\n  topsellers generate --events 5000 --out /tmp/events.jsonl --start 2026-11-01T00:00:00Z"
@@ -293,6 +304,7 @@ fn run(cli: Cli) -> Result<()> {
             batch::run(&config, show)
         }
         Command::Agent => agent::run(&config),
+        Command::Archive { inputs } => archive::run(&config, &inputs),
         Command::Generate { events, out, start } => {
             let start_ms = match start {
                 Some(s) => s
