@@ -302,9 +302,14 @@ fn batch_equals_the_embedded_replay_and_runs_incrementally() {
     let killed = topsellers(
         &["batch", "--no-progress"],
         &inc,
-        &[("TOPSELLERS_BATCH_TEST_ABORT_AFTER_GROUPS", "5000")],
+        &[("TOPSELLERS_TEST_BATCH_ABORT_AFTER_GROUPS", "5000")],
     );
-    assert!(!killed.status.success(), "the run was meant to be killed");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(6),
+        "the run was meant to abort part-way: {}",
+        String::from_utf8_lossy(&killed.stderr)
+    );
     let (_, after_kill) = batch_results(&inc);
     assert_eq!(after_kill, first, "a killed run left partial results");
 
