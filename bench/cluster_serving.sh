@@ -9,7 +9,8 @@
 #
 # Usage: bench/cluster_serving.sh [DURATION_SECS]     (default 10; env EVENTS=200000, FRESH_SAMPLES=100, RATE=1000,
 #                                                      STORE_WATCH=0 for end-to-end freshness only)
-# Starts Kafka and a single-node Cassandra through scripts/services.sh when they do not run (and stops them after);
+# Starts Kafka and a single-node Cassandra through scripts/services.sh when they do not run (and stops them after,
+# unless other clients connected to them meanwhile);
 # installs wrk, nginx-light and redis-server from Debian and the Python Cassandra driver from PyPI when missing.
 # Bounded: about 6 x DURATION_SECS + FRESH_SAMPLES x 0.5 s plus start-ups; stops everything it started, drops its
 # keyspace.
@@ -45,11 +46,16 @@ cleanup() {
   wait 2>/dev/null
   for n in 1 2; do [ -f "$W/nginx$n.pid" ] && kill "$(cat "$W/nginx$n.pid")" 2>/dev/null; done
   redis-cli -p $REDIS_PORT shutdown nosave >/dev/null 2>&1
-  if [[ $started_cassandra == 0 ]]; then
-    timeout 60 python3 -c "from cassandra.cluster import Cluster; c = Cluster(['127.0.0.1'], port=9042); c.connect().execute('DROP KEYSPACE IF EXISTS $KEYSPACE', timeout=50); c.shutdown()" >/dev/null 2>&1
-  fi
-  [[ $started_kafka == 1 ]] && ./scripts/services.sh stop kafka >/dev/null 2>&1
-  [[ $started_cassandra == 1 ]] && ./scripts/services.sh stop cassandra >/dev/null 2>&1
+  timeout 60 python3 -c "from cassandra.cluster import Cluster; c = Cluster(['127.0.0.1'], port=9042); c.connect().execute('DROP KEYSPACE IF EXISTS $KEYSPACE', timeout=50); c.shutdown()" >/dev/null 2>&1
+  # The machine is shared: someone may have started using a service this run started. Leave it running then.
+  for svc in kafka:9092 cassandra:9042; do
+    [[ ${svc%%:*} == kafka && $started_kafka == 1 || ${svc%%:*} == cassandra && $started_cassandra == 1 ]] || continue
+    if ss -Htnp state established "( dport = :${svc##*:} )" 2>/dev/null | grep -v '"java"' | grep -q .; then
+      echo "leaving ${svc%%:*} (started by this run) running: other clients are connected to it" >&2
+    else
+      ./scripts/services.sh stop "${svc%%:*}" >/dev/null 2>&1
+    fi
+  done
   rm -rf "$W"
 }
 trap cleanup EXIT
