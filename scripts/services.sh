@@ -11,8 +11,10 @@
 #   scripts/services.sh stop-broker N [--kill] / start-broker N    one node of kafka3 (N = 1..3), data kept
 #   scripts/services.sh resume kafka         start the single node again on the data `stop kafka` left
 #   scripts/services.sh start cassandra      one node: 127.0.0.1:9042
-#   scripts/services.sh start cassandra3     3 nodes: 127.0.0.1, 127.0.0.2, 127.0.0.3 port 9042
-#   scripts/services.sh stop-node N [--kill] / start-node N        one node of cassandra3 (N = 1..3), data kept
+#   scripts/services.sh start cassandra3     3 nodes: 127.0.0.2, 127.0.0.3, 127.0.0.4 port 9042 (beside the single
+#                                            node: own addresses, JMX ports 7299-7499 and cluster name)
+#   scripts/services.sh stop-node N [--kill] / start-node N        node N of cassandra3 (N = 1..3, on 127.0.0.N+1),
+#                                            data kept
 #   scripts/services.sh cql [-h HOST] [-p PORT] [-c CONSISTENCY] "STATEMENT"...
 #                                            run CQL (there is no cqlsh here) and print the rows
 #   scripts/services.sh start redis          127.0.0.1:6379
@@ -25,7 +27,7 @@
 #       TOPSELLERS_TEST_KAFKA=127.0.0.1:9092
 #       TOPSELLERS_TEST_KAFKA3=127.0.0.1:19092,127.0.0.1:29092,127.0.0.1:39092
 #       TOPSELLERS_TEST_CASSANDRA=127.0.0.1:9042
-#       TOPSELLERS_TEST_CASSANDRA3=127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9042
+#       TOPSELLERS_TEST_CASSANDRA3=127.0.0.2:9042,127.0.0.3:9042,127.0.0.4:9042
 #       TOPSELLERS_TEST_REDIS=127.0.0.1:6379
 #       TOPSELLERS_TEST_REDIS_CLUSTER=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
 #       TOPSELLERS_TEST_POSTGRES=postgres://topsellers:topsellers@127.0.0.1:5432/topsellers

@@ -1,6 +1,8 @@
 # shellcheck shell=bash
-# Apache Cassandra 5.0 from Maven Central jars, run with Java 17: one node on 127.0.0.1:9042, or three on
-# 127.0.0.1, 127.0.0.2 and 127.0.0.3 (all of 127/8 is loopback), port 9042 each.
+# Apache Cassandra 5.0 from Maven Central jars, run with Java 17: one node on 127.0.0.1:9042, and a cluster of
+# three on 127.0.0.2, 127.0.0.3 and 127.0.0.4 (all of 127/8 is loopback), port 9042 each. The two use distinct
+# addresses, JMX ports and cluster names, so they run side by side: a failure test can start, stop and restart
+# the three nodes while the single node stays up for everything else.
 # Sourced by scripts/services.sh after common.sh.
 
 CASSANDRA_POM="$SERVICES_SRC/cassandra/pom.xml"
@@ -8,7 +10,7 @@ CASSANDRA_LIB="$SERVICES_HOME/cassandra/lib"
 CASSANDRA_VERSION="$(sed -n 's:.*<cassandra.version>\(.*\)</cassandra.version>.*:\1:p' "$CASSANDRA_POM")"
 CASSANDRA_RUN="$RUN_HOME/cassandra"
 CASSANDRA3_RUN="$RUN_HOME/cassandra3"
-CASSANDRA3_ADDRS="127.0.0.1:9042,127.0.0.2:9042,127.0.0.3:9042"
+CASSANDRA3_ADDRS="127.0.0.2:9042,127.0.0.3:9042,127.0.0.4:9042"
 # Murmur3 tokens spread evenly over the ring, one per node.
 CASSANDRA3_TOKENS=(-9223372036854775808 -3074457345618258603 3074457345618258602)
 # Cassandra needs more than Kafka on 2 busy cores.
@@ -23,13 +25,13 @@ cassandra_java_opts() {
   grep -v '^[[:space:]]*\(#\|$\)' "$SERVICES_SRC/cassandra/jvm17.options"
 }
 
-# cassandra_prepare_node DIR ADDRESS SEEDS INITIAL_TOKEN_LINE: a fresh folder with its config.
+# cassandra_prepare_node DIR ADDRESS SEEDS INITIAL_TOKEN_LINE [CLUSTER_NAME]: a fresh folder with its config.
 cassandra_prepare_node() {
   local dir="$1"
   rm -rf "$dir"
   mkdir -p "$dir/storage" "$dir/triggers"
   render "$SERVICES_SRC/cassandra/cassandra.yaml.in" "$dir/cassandra.yaml" \
-    CLUSTER_NAME="topsellers-test" ADDRESS="$2" SEEDS="$3" INITIAL_TOKEN="$4"
+    CLUSTER_NAME="${5:-topsellers-test}" ADDRESS="$2" SEEDS="$3" INITIAL_TOKEN="$4"
 }
 
 # cassandra_start_node DIR JMX_PORT HEAP EXTRA_JAVA_OPTS...: start the node whose cassandra.yaml is in DIR.
@@ -118,11 +120,6 @@ cassandra_cql() {
 cassandra_start() {
   cassandra_install
   cassandra_stop
-  # cassandra3's node 1 uses the same address.
-  if cassandra3_any_alive; then
-    step "the 3-node Cassandra cluster uses 127.0.0.1:9042 too: stopping it first"
-    cassandra3_stop
-  fi
   port_free_or_die 127.0.0.1 9042 "cassandra"
   port_free_or_die 127.0.0.1 7000 "cassandra (storage port)"
   port_free_or_die 127.0.0.1 7199 "cassandra (JMX)"
@@ -140,7 +137,8 @@ cassandra_stop() {
 }
 
 cassandra3_node_dir() { echo "$CASSANDRA3_RUN/node-$1"; }
-cassandra3_jmx() { echo $((7199 + ($1 - 1) * 100)); } # 7199, 7299, 7399: JMX listens on 127.0.0.1 for every node
+cassandra3_addr() { echo "127.0.0.$(($1 + 1))"; }       # node N listens on 127.0.0.(N+1)
+cassandra3_jmx() { echo $((7199 + $1 * 100)); }         # 7299, 7399, 7499: JMX listens on 127.0.0.1 for every node
 
 cassandra3_any_alive() {
   local n
@@ -163,37 +161,34 @@ cassandra3_launch() {
 cassandra3_start() {
   cassandra_install
   cassandra3_stop
-  if pid_alive "$CASSANDRA_RUN/node-1"; then
-    step "the single Cassandra node uses 127.0.0.1:9042 too: stopping it first"
-    cassandra_stop
-  fi
   local n dir
   for n in 1 2 3; do
-    port_free_or_die "127.0.0.$n" 9042 "cassandra3 node $n"
-    port_free_or_die "127.0.0.$n" 7000 "cassandra3 node $n (storage port)"
+    port_free_or_die "$(cassandra3_addr "$n")" 9042 "cassandra3 node $n"
+    port_free_or_die "$(cassandra3_addr "$n")" 7000 "cassandra3 node $n (storage port)"
     port_free_or_die 127.0.0.1 "$(cassandra3_jmx "$n")" "cassandra3 node $n (JMX)"
   done
   rm -rf "$CASSANDRA3_RUN"
   for n in 1 2 3; do
-    cassandra_prepare_node "$(cassandra3_node_dir "$n")" "127.0.0.$n" 127.0.0.1 \
-      "initial_token: ${CASSANDRA3_TOKENS[$((n - 1))]}"
+    # Its own cluster name: were the two clusters ever to gossip, each would refuse the other's nodes.
+    cassandra_prepare_node "$(cassandra3_node_dir "$n")" "$(cassandra3_addr "$n")" "$(cassandra3_addr 1)" \
+      "initial_token: ${CASSANDRA3_TOKENS[$((n - 1))]}" topsellers-test3
   done
   # The seed first: the others learn the ring from it.
   dir="$(cassandra3_node_dir 1)"
-  step "starting Cassandra $CASSANDRA_VERSION node 1 (seed) on 127.0.0.1:9042 (log: ${dir#"$ROOT"/}/server.log)"
+  step "starting Cassandra $CASSANDRA_VERSION node 1 (seed) on $(cassandra3_addr 1):9042 (log: ${dir#"$ROOT"/}/server.log)"
   cassandra3_launch 1
   START_TIMEOUT="$CASSANDRA_START_TIMEOUT" wait_ready "cassandra3 node 1" "$dir" \
-    cassandra_node_ready 127.0.0.1 "$dir"
-  step "starting Cassandra nodes 2 and 3 on 127.0.0.2:9042 and 127.0.0.3:9042 (logs: ${CASSANDRA3_RUN#"$ROOT"/}/node-N/server.log)"
+    cassandra_node_ready "$(cassandra3_addr 1)" "$dir"
+  step "starting Cassandra nodes 2 and 3 on $(cassandra3_addr 2):9042 and $(cassandra3_addr 3):9042 (logs: ${CASSANDRA3_RUN#"$ROOT"/}/node-N/server.log)"
   cassandra3_launch 2
   cassandra3_launch 3
   for n in 2 3; do
     dir="$(cassandra3_node_dir "$n")"
     START_TIMEOUT="$CASSANDRA_START_TIMEOUT" wait_ready "cassandra3 node $n" "$dir" \
-      cassandra_node_ready "127.0.0.$n" "$dir"
+      cassandra_node_ready "$(cassandra3_addr "$n")" "$dir"
   done
   START_TIMEOUT="$CASSANDRA_START_TIMEOUT" wait_ready "cassandra3: 3 nodes Up and Normal, one schema" \
-    "$(cassandra3_node_dir 1) $(cassandra3_node_dir 2) $(cassandra3_node_dir 3)" cassandra_ring_ready 7199 3
+    "$(cassandra3_node_dir 1) $(cassandra3_node_dir 2) $(cassandra3_node_dir 3)" cassandra_ring_ready "$(cassandra3_jmx 1)" 3
 }
 
 cassandra3_stop() {
@@ -224,7 +219,7 @@ cassandra3_stop_node() {
   dir="$(cassandra3_node_dir "$1")"
   [[ "${2:-}" == "--kill" ]] && sig=KILL
   pid_alive "$dir" || { step "cassandra3 node $1 is not running"; return 0; }
-  stop_instance "$dir" "cassandra3 node $1 (127.0.0.$1:9042)" 60 "$sig"
+  stop_instance "$dir" "cassandra3 node $1 ($(cassandra3_addr "$1"):9042)" 60 "$sig"
 }
 
 # cassandra3_start_node N: start a stopped node again on its existing data, and wait until it answers CQL and
@@ -236,13 +231,13 @@ cassandra3_start_node() {
   if pid_alive "$dir"; then
     step "cassandra3 node $1 is already running (pid $(cat "$dir/pid"))"
   else
-    port_free_or_die "127.0.0.$1" 9042 "cassandra3 node $1"
-    step "starting cassandra3 node $1 on 127.0.0.$1:9042 on its existing data (log: ${dir#"$ROOT"/}/server.log)"
+    port_free_or_die "$(cassandra3_addr "$1")" 9042 "cassandra3 node $1"
+    step "starting cassandra3 node $1 on $(cassandra3_addr "$1"):9042 on its existing data (log: ${dir#"$ROOT"/}/server.log)"
     printf '\n==== restarted by services.sh start-node %s at %s ====\n' "$1" "$(date -Is)" >>"$dir/server.log"
     cassandra3_launch "$1"
   fi
   START_TIMEOUT="$CASSANDRA_START_TIMEOUT" wait_ready "cassandra3 node $1" "$dir" \
-    cassandra_node_ready "127.0.0.$1" "$dir"
+    cassandra_node_ready "$(cassandra3_addr "$1")" "$dir"
   START_TIMEOUT="$CASSANDRA_START_TIMEOUT" wait_ready "cassandra3 node $1 sees 3 nodes Up and Normal, one schema" \
     "$dir" cassandra_ring_ready "$(cassandra3_jmx "$1")" 3
 }
@@ -257,7 +252,7 @@ cassandra_status() {
   if [[ -d "$CASSANDRA3_RUN" ]]; then
     for n in 1 2 3; do
       if pid_alive "$(cassandra3_node_dir "$n")"; then
-        echo "cassandra3 #$n running  127.0.0.$n:9042 (pid $(cat "$(cassandra3_node_dir "$n")/pid"))"
+        echo "cassandra3 #$n running  $(cassandra3_addr "$n"):9042 (pid $(cat "$(cassandra3_node_dir "$n")/pid"))"
       else
         echo "cassandra3 #$n stopped"
       fi

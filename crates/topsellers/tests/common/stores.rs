@@ -392,7 +392,7 @@ impl Loader {
                         }
                     }
                     // A steady reader, not a benchmark: the machine's 2 cores also run the services.
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             })
         };
