@@ -196,6 +196,14 @@ impl Migrator<'_> {
         if !tables.contains("schema_version") {
             return Ok(None);
         }
+        // Another process may have just created the table: this node lists it, but a replica the
+        // serial read below reaches may not know it yet (INCOMPATIBLE_SCHEMA, seen with every process
+        // of a group starting at once on three nodes). The process that created it waited for schema
+        // agreement; a reader must too.
+        self.session
+            .await_schema_agreement()
+            .await
+            .map_err(|e| driver_error(self.store, Op::Schema, e))?;
         let mut stmt = Statement::new(format!(
             "SELECT version FROM {}.schema_version WHERE component = ?",
             self.keyspace

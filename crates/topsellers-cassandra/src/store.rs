@@ -401,7 +401,15 @@ impl CassandraPartitionStore {
                 Ok(Inner { session, st })
             }
         };
-        let inner = wait(&runtime, &store, Op::Connect, connect)?;
+        let inner = match wait(&runtime, &store, Op::Connect, connect) {
+            Ok(inner) => inner,
+            Err(e) => {
+                // As in `Shared::drop`: dropping the runtime here would wait for its tasks, which panics
+                // when the caller runs in an async context (`topsellers api` opens the store in one).
+                runtime.shutdown_background();
+                return Err(e);
+            }
+        };
         let shared = Arc::new(Shared {
             runtime: Some(runtime),
             inner: Arc::new(inner),
