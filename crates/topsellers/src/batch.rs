@@ -28,11 +28,10 @@ pub fn run(config: &Config, show_progress: bool) -> Result<()> {
         now_ms: crate::node::wall_clock_ms(),
     };
     eprintln!(
-        "topsellers: batch from {} at {} into {} (namespace {})",
+        "topsellers: batch from {} at {} into {}",
         settings.source_name(),
         settings.masked_url(),
-        store.describe(),
-        config.kafka.topic
+        store.describe()
     );
     let abort_after: Option<u64> = std::env::var(ABORT_AFTER_GROUPS_ENV)
         .ok()
