@@ -23,6 +23,33 @@ pub struct AgentConfig {
     pub downstream: DownstreamConfig,
     /// The purchase logs to tail, `[[agent.files]]`.
     pub files: Vec<FileSource>,
+    /// `[agent.http]`: `POST /v1/purchases` on the agent itself; off when absent.
+    pub http: Option<HttpIntakeConfig>,
+}
+
+/// `[agent.http]`: the agent's own `POST /v1/purchases` (canonical JSON shape, as on the node).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpIntakeConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8091`.
+    pub listen: String,
+    /// Bearer token requests must carry; none means open (bind to loopback then). Never printed.
+    #[serde(default, serialize_with = "mask")]
+    pub auth_token: Option<String>,
+    /// Largest spool of accepted, not yet delivered events; beyond it requests get 503. Default 1 GiB.
+    #[serde(default = "default_spool_bytes")]
+    pub max_spool_bytes: u64,
+    /// Largest request body. Default 8 MiB.
+    #[serde(default = "default_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_spool_bytes() -> u64 {
+    1 << 30
+}
+
+fn default_body_bytes() -> usize {
+    8 << 20
 }
 
 impl Default for AgentConfig {
@@ -35,6 +62,7 @@ impl Default for AgentConfig {
             retry_max_ms: 5000,
             downstream: DownstreamConfig::default(),
             files: Vec::new(),
+            http: None,
         }
     }
 }
@@ -128,10 +156,21 @@ impl AgentConfig {
     /// Every problem, each naming its key and the fix.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
-        if self.files.is_empty() {
+        if self.files.is_empty() && self.http.is_none() {
             errors.push(
-                "agent.files is empty; add a [[agent.files]] section with the path of the purchase logs".into(),
+                "the agent has no input; add a [[agent.files]] section with the path of the purchase logs, or [agent.http]".into(),
             );
+        }
+        if let Some(h) = &self.http {
+            if h.listen.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(format!(
+                    "agent.http.listen {:?} is not an address; write it as 127.0.0.1:8091",
+                    h.listen
+                ));
+            }
+            if h.max_spool_bytes < (64 << 10) || h.max_body_bytes < 1024 {
+                errors.push("agent.http.max_spool_bytes must be at least 65536 and max_body_bytes at least 1024".into());
+            }
         }
         for (i, f) in self.files.iter().enumerate() {
             if let Err(e) = crate::tail::Glob::parse(&f.path) {

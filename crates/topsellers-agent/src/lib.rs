@@ -25,13 +25,14 @@
 //! ```
 
 mod config;
+pub mod intake;
 mod parse;
 mod raw;
 mod sink;
 mod state;
 pub mod tail;
 
-pub use config::{AgentConfig, DownstreamConfig, FileSource, LineFormat};
+pub use config::{AgentConfig, DownstreamConfig, FileSource, HttpIntakeConfig, LineFormat};
 pub use parse::LineParser;
 pub use raw::RawLine;
 pub use sink::{encode_canonical, DeliveryError, Downstream, HttpTarget, NodeHttp};
@@ -70,6 +71,8 @@ pub struct AgentStats {
 struct Source {
     glob: Glob,
     parser: LineParser,
+    /// The spool of the HTTP intake: segments are deleted once acknowledged (all but the newest).
+    spool: bool,
 }
 
 /// The agent's main loop; see the crate docs.
@@ -108,7 +111,29 @@ impl Agent {
             let glob = Glob::parse(&f.path).map_err(AgentError::Config)?;
             let parser = LineParser::new(f, limits, wall_clock_ms())
                 .map_err(|e| AgentError::Config(format!("agent.files[{i}]: {e}")))?;
-            sources.push(Source { glob, parser });
+            sources.push(Source {
+                glob,
+                parser,
+                spool: false,
+            });
+        }
+        if config.http.is_some() {
+            let spool = FileSource {
+                path: intake::spool_glob(state_dir),
+                format: LineFormat::Json,
+                fields: topsellers_ingest::FieldMapping::canonical(),
+                time_format: "rfc3339".into(),
+                time_zone: "UTC".into(),
+                currency: None,
+            };
+            let glob = Glob::parse(&spool.path).map_err(AgentError::Config)?;
+            let parser = LineParser::new(&spool, limits, wall_clock_ms())
+                .map_err(|e| AgentError::Config(format!("agent.http: {e}")))?;
+            sources.push(Source {
+                glob,
+                parser,
+                spool: true,
+            });
         }
         let state_err = |e: std::io::Error| AgentError::State {
             dir: state_dir.to_path_buf(),
@@ -187,7 +212,12 @@ impl Agent {
         let mut progressed = false;
         let mut seen = HashSet::new();
         for i in 0..self.sources.len() {
-            for path in self.sources[i].glob.expand() {
+            let mut paths = self.sources[i].glob.expand();
+            if self.sources[i].spool {
+                paths.sort(); // by name: creation order
+            }
+            let newest = paths.last().cloned();
+            for path in paths {
                 if stop.load(Ordering::Relaxed) {
                     return Ok(progressed);
                 }
@@ -202,6 +232,16 @@ impl Agent {
                     continue;
                 }
                 progressed |= self.drain(i, &path, &mut file, fp, stop)?;
+                if self.sources[i].spool
+                    && Some(&path) != newest.as_ref()
+                    && file
+                        .metadata()
+                        .is_ok_and(|m| m.len() == self.positions.offset(fp))
+                {
+                    // Every line of this closed segment is acknowledged downstream.
+                    std::fs::remove_file(&path).map_err(|e| self.state_err(e))?;
+                    seen.remove(&fp);
+                }
             }
         }
         if self.positions.retain(&seen) {
@@ -227,6 +267,7 @@ impl Agent {
             offset = 0;
         }
         let mut progressed = false;
+        let spool = self.sources[source].spool;
         let parser = &mut self.sources[source].parser;
         parser.set_source(format!("file:{}", path.display()));
         loop {
@@ -250,7 +291,7 @@ impl Agent {
                         letters.push(parser.oversized(*offset, *len, self.max_line_bytes))
                     }
                     Line::Text { offset, bytes } => {
-                        if bytes.iter().all(u8::is_ascii_whitespace) {
+                        if bytes.iter().all(u8::is_ascii_whitespace) || (spool && *offset == 0) {
                             self.stats.skipped += 1;
                             continue;
                         }

@@ -74,8 +74,8 @@ pub fn state_dir(config: &Config) -> PathBuf {
 }
 
 pub fn run(config: &Config) -> Result<()> {
-    if config.agent.files.is_empty() {
-        bail!("the config has no [[agent.files]]; add one with the path of the purchase logs (see examples/agent.toml)");
+    if config.agent.files.is_empty() && config.agent.http.is_none() {
+        bail!("the config has no [[agent.files]] and no [agent.http]; add one (see examples/agent.toml)");
     }
     let downstream: Box<dyn Downstream> = match &config.agent.downstream {
         DownstreamConfig::Node {
@@ -102,7 +102,19 @@ pub fn run(config: &Config) -> Result<()> {
     let dir = state_dir(config);
     let mut agent = Agent::new(&config.agent, &config.limits, &dir, downstream)?;
     let stop = crate::replay::stop_on_signal();
+    let intake = match &config.agent.http {
+        Some(http) => Some(topsellers_agent::intake::start(
+            http,
+            &config.limits,
+            &dir,
+            stop.clone(),
+        )?),
+        None => None,
+    };
     let stats = agent.run(&stop)?;
+    if let Some(handle) = intake {
+        let _ = handle.join();
+    }
     outln!(
         "topsellers agent: {} lines, {} events delivered, {} dead letters ({}), {} pieces of personal data redacted",
         stats.lines,

@@ -456,3 +456,148 @@ fn agent_to_kafka_equals_embedded_replay() {
     );
     terminate(&mut procs.0[2]);
 }
+
+/// Posts `body` to the agent until it answers 200 (retrying while it restarts or its spool is full); counts the
+/// 503 answers.
+fn post_until_ok(port: u16, body: &[u8], full: &mut u32) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let auth = format!("Bearer {TOKEN}");
+        match http(
+            port,
+            "POST",
+            "/v1/purchases",
+            &[("Authorization", auth.as_str())],
+            body,
+        ) {
+            Ok(r) if r.status == 200 => return,
+            Ok(r) if r.status == 503 => *full += 1,
+            Ok(r) => panic!("the agent answered {}: {}", r.status, r.body),
+            Err(_) => {} // restarting
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent never took the request"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The agent's own `POST /v1/purchases`: a 200 survives SIGKILL of the agent, and while the node is down the
+/// spool fills to its bound and the agent answers 503 instead of dropping; once the node is back, everything
+/// arrives exactly once and without the planted personal data.
+#[test]
+fn http_intake_spools_through_kill_9_and_node_outage() {
+    let work = tempfile::tempdir().unwrap();
+    let node_config = work.path().join("node.toml");
+    std::fs::write(&node_config, NODE_CONFIG).unwrap();
+    let lines = purchase_lines(6000, work.path());
+    let reference_file = work.path().join("reference.jsonl");
+    std::fs::write(&reference_file, lines.join("\n") + "\n").unwrap();
+    let reference_dir = work.path().join("reference");
+    let out = run(
+        &["replay", "--no-progress", reference_file.to_str().unwrap()],
+        &node_config,
+        &reference_dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = results(&node_config, &reference_dir);
+
+    let node_dir = work.path().join("node");
+    let port = free_port();
+    let mut procs = Procs(vec![spawn_serve(&node_config, &node_dir, port)]);
+    assert!(
+        wait_healthy(port, Duration::from_secs(30)),
+        "the node did not start"
+    );
+    let state = work.path().join("agent-state");
+    let agent_port = free_port();
+    let agent_config = work.path().join("agent.toml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            r#"
+[agent]
+state_dir = "{state}"
+poll_interval_ms = 20
+batch_max_events = 200
+[agent.downstream]
+type = "node"
+url = "http://127.0.0.1:{port}/v1/purchases"
+auth_token = "{TOKEN}"
+[agent.http]
+listen = "127.0.0.1:{agent_port}"
+auth_token = "{TOKEN}"
+max_spool_bytes = 262144
+"#,
+            state = state.display(),
+        ),
+    )
+    .unwrap();
+    let agent_log = work.path().join("agent.log");
+    procs.0.push(spawn_agent(&agent_config, &agent_log));
+    let bodies: Vec<String> = lines.chunks(100).map(|c| c.join("\n")).collect();
+    let third = bodies.len() / 3;
+    let mut full = 0;
+    for b in &bodies[..third] {
+        post_until_ok(agent_port, b.as_bytes(), &mut full);
+    }
+    // Acknowledged requests survive SIGKILL.
+    kill_9(&mut procs.0[1]);
+    procs.0[1] = spawn_agent(&agent_config, &agent_log);
+    // The node goes down: the spool fills to its bound, then the agent answers 503.
+    terminate(&mut procs.0[0]);
+    let mut posted = third;
+    while full == 0 && posted < bodies.len() {
+        let auth = format!("Bearer {TOKEN}");
+        match http(
+            agent_port,
+            "POST",
+            "/v1/purchases",
+            &[("Authorization", auth.as_str())],
+            bodies[posted].as_bytes(),
+        ) {
+            Ok(r) if r.status == 200 => posted += 1,
+            Ok(r) if r.status == 503 => full += 1,
+            Ok(r) => panic!("the agent answered {}: {}", r.status, r.body),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    assert!(full > 0, "the spool never filled while the node was down");
+    procs.0[0] = spawn_serve(&node_config, &node_dir, port);
+    assert!(
+        wait_healthy(port, Duration::from_secs(30)),
+        "the node did not restart"
+    );
+    for b in &bodies[posted..] {
+        post_until_ok(agent_port, b.as_bytes(), &mut full);
+    }
+
+    // Everything acknowledged: the saved positions cover the whole spool.
+    let spool = state.join("spool");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while acknowledged_bytes(&state) < log_bytes(&spool) {
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not deliver its spool"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    terminate(&mut procs.0[1]);
+    terminate(&mut procs.0[0]);
+    assert_eq!(
+        results(&node_config, &node_dir),
+        reference,
+        "the node's results differ from one clean replay"
+    );
+    for dir in [&node_dir, &state] {
+        for f in files_under(dir) {
+            assert_no_planted(&f.display().to_string(), &std::fs::read(&f).unwrap());
+        }
+    }
+    assert_no_planted("the agent's log", &std::fs::read(&agent_log).unwrap());
+}
