@@ -26,6 +26,11 @@ fn conformance(bootstrap: &str, store: StoreChoice) {
     let file = generate(&setup, "events.jsonl", 20_000, "2026-11-10T00:00:00Z");
     let expected = embedded_reference(&setup.config, &[&file]);
     assert!(expected["events_counted"].as_u64().unwrap() > 15_000);
+    // Many categories and windows, each compared item by item with what the API server serves.
+    assert!(
+        expected["lists"].as_array().unwrap().len() > 20,
+        "{expected}"
+    );
 
     let cluster = Cluster::start(&setup, 2, 1);
     setup.publish(&[&file]);
