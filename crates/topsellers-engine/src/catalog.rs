@@ -624,7 +624,7 @@ mod tests {
     fn the_item_index_grows_and_finds_every_item() {
         let mut c = Catalog::new();
         let id = |n: usize| {
-            if n % 7 == 0 {
+            if n.is_multiple_of(7) {
                 format!("a-long-item-id-that-lives-on-the-heap-{n}")
             } else {
                 format!("sku-{n}")

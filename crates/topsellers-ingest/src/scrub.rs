@@ -665,7 +665,7 @@ fn luhn(digits: &[u8]) -> bool {
             d
         };
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The GTIN check digit (EAN-13, GTIN-14): weights 3 and 1 alternating from the right.

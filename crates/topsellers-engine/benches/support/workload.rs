@@ -36,7 +36,7 @@ impl Catalog {
         PurchaseEvent {
             event_id: Some(format!("order-{n}")),
             event_time_ms: time,
-            original_time_ms: (refund && n % 2 == 0).then(|| time - 3 * MIN),
+            original_time_ms: (refund && n.is_multiple_of(2)).then(|| time - 3 * MIN),
             item_id: format!("sku-{item:07}"),
             item_name: Some(format!("Item number {item}")),
             category: self.categories[item % 100].clone(),

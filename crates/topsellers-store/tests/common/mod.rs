@@ -18,7 +18,7 @@ pub fn event(batch: u64, index: u64) -> LogRecord {
         quantity: 1 + (index % 3) as i64,
         unit_price_minor: 1999,
         currency: "USD".into(),
-        country: (index % 2 == 0).then(|| "US".to_string()),
+        country: index.is_multiple_of(2).then(|| "US".to_string()),
     })
 }
 
