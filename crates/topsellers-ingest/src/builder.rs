@@ -554,6 +554,8 @@ impl RecordBuilder {
     }
 
     fn quantity(&self, values: &FieldValues<'_>) -> Result<i64, Refusal> {
+        // 2^63 as a float: from here on a whole float no longer fits an i64.
+        const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
         let field = Field::Quantity;
         let not_integer = |shown: &str| {
             self.refuse(
@@ -581,9 +583,26 @@ impl RecordBuilder {
         let quantity = match values.get(field) {
             FieldValue::Number(n) => match n.as_i64() {
                 Some(q) => q,
-                // A whole number too big for 64 bits (JSON gives those as u64 or as a float).
-                None if n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                // A whole number too big for 64 bits (JSON gives those as u64 or as a huge float).
+                None if n.is_u64()
+                    || n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() >= I64_LIMIT) =>
+                {
                     return Err(out_of_range(&n.to_string()))
+                }
+                // `1e3` or `2.0`: a whole value in float notation. Counts are exact integers, so say
+                // how to write it rather than round it (a float may already have lost digits).
+                None if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
+                    return Err(self.refuse(
+                        field,
+                        RejectReason::InvalidField,
+                        format!(
+                            "{} {} is written in floating-point notation (a decimal point or an exponent); \
+                             write the units as a plain whole number such as {}",
+                            self.name(field),
+                            n,
+                            n.as_f64().unwrap_or_default() as i64
+                        ),
+                    ))
                 }
                 None => return Err(not_integer(&n.to_string())),
             },

@@ -803,7 +803,8 @@ fn huge_quantity_is_out_of_range_not_a_non_integer() {
 
     let jsonl = "{\"time\":\"2024-01-01T10:00:00Z\",\"item_id\":\"A\",\"quantity\":99999999999999999999,\"unit_price\":\"1.00\"}\n\
                  {\"time\":\"2024-01-01T10:00:00Z\",\"item_id\":\"B\",\"quantity\":18446744073709551615,\"unit_price\":\"1.00\"}\n\
-                 {\"time\":\"2024-01-01T10:00:00Z\",\"item_id\":\"C\",\"quantity\":2.5,\"unit_price\":\"1.00\"}\n";
+                 {\"time\":\"2024-01-01T10:00:00Z\",\"item_id\":\"C\",\"quantity\":2.5,\"unit_price\":\"1.00\"}\n\
+                 {\"time\":\"2024-01-01T10:00:00Z\",\"item_id\":\"D\",\"quantity\":1e3,\"unit_price\":\"1.00\"}\n";
     let path = write(&dir, "q.jsonl", jsonl.as_bytes());
     let parsed = read_all(&path, &InputConfig::default(), &Limits::default());
     assert_letter(
@@ -823,6 +824,20 @@ fn huge_quantity_is_out_of_range_not_a_non_integer() {
         "line 3",
         RejectReason::InvalidField,
         Some("quantity"),
+    );
+    // QA: `1e3` was refused as "beyond the limit"; it is a whole value in float notation.
+    let letter = assert_letter(
+        &parsed,
+        "line 4",
+        RejectReason::InvalidField,
+        Some("quantity"),
+    );
+    assert!(
+        letter.message.contains("floating-point notation")
+            && letter.message.contains("such as 1000")
+            && !letter.message.contains("beyond the limit"),
+        "{}",
+        letter.message
     );
 }
 
