@@ -103,6 +103,7 @@ impl CassandraSettings {
             errors.push(format!("{SECTION}.keyspace {:?} {problem}", self.keyspace));
         }
         errors.extend(self.replication.validate());
+        errors.extend(self.overlap_problems());
         if self.read_consistency == Consistency::EachQuorum {
             errors.push(format!(
                 "{SECTION}.read_consistency EACH_QUORUM is for writes only; use QUORUM or LOCAL_QUORUM"
@@ -155,6 +156,59 @@ impl CassandraSettings {
             Some(_) => {}
         }
         errors
+    }
+
+    /// Reads must see every acknowledged save: the replicas a read asks plus the replicas a write waits
+    /// for must exceed the replication factor. ONE + ONE at factor 3 (or a level needing more replicas
+    /// than exist) is refused here rather than found out as a missed checkpoint, which would count
+    /// events twice. Checked where the factor that applies is known: SimpleStrategy, or both levels
+    /// LOCAL_ with `local_datacenter` listed in the datacenters, or both global under
+    /// NetworkTopologyStrategy (the factors summed).
+    fn overlap_problems(&self) -> Vec<String> {
+        let replication = &self.replication;
+        let (read, write) = (self.read_consistency, self.write_consistency);
+        let factor = match replication.strategy {
+            ReplicationStrategy::SimpleStrategy => Some(replication.factor.unwrap_or(1)),
+            ReplicationStrategy::NetworkTopologyStrategy => {
+                match (read.is_local(), write.is_local()) {
+                    (false, false) => Some(replication.datacenters.values().sum()),
+                    (true, true) => self
+                        .local_datacenter
+                        .as_ref()
+                        .and_then(|dc| replication.datacenters.get(dc).copied()),
+                    _ => None,
+                }
+            }
+        };
+        let Some(factor) = factor.filter(|f| *f > 0) else {
+            return Vec::new();
+        };
+        let (Some(read_replicas), Some(write_replicas)) =
+            (read.replicas(factor), write.replicas(factor))
+        else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        for (key, level, replicas) in [
+            ("read_consistency", read, read_replicas),
+            ("write_consistency", write, write_replicas),
+        ] {
+            if replicas > factor {
+                problems.push(format!(
+                    "{SECTION}.{key} {level} needs {replicas} replicas but the replication factor is \
+                     {factor}, so every request would fail; use QUORUM"
+                ));
+            }
+        }
+        if problems.is_empty() && read_replicas + write_replicas <= factor {
+            problems.push(format!(
+                "{SECTION}.read_consistency {read} and {SECTION}.write_consistency {write} ask \
+                 {read_replicas} + {write_replicas} of {factor} replicas, so a read can miss a save and \
+                 a moved partition could count events twice; use QUORUM for both (or make read + write \
+                 replicas exceed the replication factor)"
+            ));
+        }
+        problems
     }
 
     /// [`Self::request_timeout_ms`] as a duration.
@@ -319,6 +373,19 @@ impl Consistency {
         matches!(self, Consistency::LocalQuorum | Consistency::LocalOne)
     }
 
+    /// How many replicas a request at this level involves when the factor that applies is `factor`;
+    /// `None` where it depends on more than one datacenter (EACH_QUORUM).
+    fn replicas(self, factor: u32) -> Option<u32> {
+        match self {
+            Consistency::One | Consistency::LocalOne => Some(1),
+            Consistency::Two => Some(2),
+            Consistency::Three => Some(3),
+            Consistency::Quorum | Consistency::LocalQuorum => Some(factor / 2 + 1),
+            Consistency::All => Some(factor),
+            Consistency::EachQuorum => None,
+        }
+    }
+
     pub(crate) fn to_driver(self) -> scylla::statement::Consistency {
         use scylla::statement::Consistency as C;
         match self {
@@ -451,6 +518,57 @@ mod tests {
             s.replication.cql_map(),
             "{'class': 'SimpleStrategy', 'replication_factor': 1}"
         );
+    }
+
+    /// QA: ONE + ONE at replication factor 3 was accepted; a read could miss a checkpoint save.
+    #[test]
+    fn reads_and_writes_must_overlap() {
+        let at = |factor: u32, read, write| CassandraSettings {
+            replication: ReplicationSettings {
+                factor: Some(factor),
+                ..ReplicationSettings::default()
+            },
+            read_consistency: read,
+            write_consistency: write,
+            ..CassandraSettings::default()
+        };
+        use Consistency::*;
+        for (factor, read, write) in [
+            (3, Quorum, Quorum),
+            (3, One, All),
+            (3, Two, Two),
+            (1, One, One),
+        ] {
+            let errors = at(factor, read, write).validate();
+            assert!(errors.is_empty(), "{factor} {read} {write}: {errors:?}");
+        }
+        let errors = at(3, One, One).validate().join("\n");
+        assert!(
+            errors.contains("ask 1 + 1 of 3 replicas") && errors.contains("use QUORUM"),
+            "{errors}"
+        );
+        let errors = at(1, Quorum, Three).validate().join("\n");
+        assert!(
+            errors.contains(
+                "write_consistency THREE needs 3 replicas but the replication factor is 1"
+            ),
+            "{errors}"
+        );
+        // Global levels under NetworkTopologyStrategy count every datacenter's copies.
+        let nts = CassandraSettings {
+            replication: ReplicationSettings {
+                strategy: ReplicationStrategy::NetworkTopologyStrategy,
+                factor: None,
+                datacenters: BTreeMap::from([("a".into(), 3), ("b".into(), 3)]),
+            },
+            read_consistency: Two,
+            write_consistency: Three,
+            ..CassandraSettings::default()
+        };
+        assert!(nts
+            .validate()
+            .join("\n")
+            .contains("ask 2 + 3 of 6 replicas"));
     }
 
     #[test]
