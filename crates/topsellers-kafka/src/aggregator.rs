@@ -457,6 +457,7 @@ pub fn run(
         value: Vec::new(),
         last_error_log: None,
     };
+    let mut topic_watch = TopicWatch::new();
     let result = loop {
         if stop.load(Ordering::SeqCst) {
             break Ok(());
@@ -485,6 +486,7 @@ pub fn run(
             }
             loop_state.next_pace = Instant::now() + PACE_EVERY.max(started.elapsed() * 3);
         }
+        topic_watch.check(&consumer, &settings.topic, &stats);
     };
     // Leaving: checkpoint everything owned, so the next owner starts exactly here.
     let ctx = consumer.context();
@@ -495,6 +497,65 @@ pub fn run(
 }
 
 const PACE_EVERY: Duration = Duration::from_millis(10);
+
+/// An aggregator that owns no partition counts nothing, and nothing else would say so: librdkafka just
+/// revokes everything when the topic is deleted. While none is owned, look at the topic's metadata now and
+/// then and say loudly why.
+struct TopicWatch {
+    next_check: Instant,
+}
+
+impl TopicWatch {
+    /// Long enough for a first assignment or a rebalance to finish quietly.
+    const EVERY: Duration = Duration::from_secs(20);
+
+    fn new() -> Self {
+        TopicWatch {
+            next_check: Instant::now() + Self::EVERY,
+        }
+    }
+
+    fn check(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext>,
+        topic: &str,
+        stats: &AggregatorStats,
+    ) {
+        if Instant::now() < self.next_check {
+            return;
+        }
+        self.next_check = Instant::now() + Self::EVERY;
+        if stats.partitions_owned.load(Ordering::Relaxed) > 0 {
+            return;
+        }
+        let metadata = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(metadata) => metadata,
+            // Unreachable brokers are reported by the poll loop already.
+            Err(_) => return,
+        };
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        match found {
+            Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+                tracing::warn!(
+                    target: "topsellers",
+                    "this aggregator owns none of the {} partitions of topic {topic} and counts nothing; \
+                     more aggregators run in the group than the topic has partitions (stop this one, or add \
+                     partitions)",
+                    t.partitions().len()
+                );
+            }
+            _ => {
+                bump(&stats.kafka_errors);
+                tracing::error!(
+                    target: "topsellers",
+                    "topic {topic} does not exist on the Kafka cluster any more (deleted?): this aggregator \
+                     owns no partitions and counts nothing; restart the aggregators to create it again, or \
+                     fix kafka.topic"
+                );
+            }
+        }
+    }
+}
 
 struct LoopState {
     next_pace: Instant,
