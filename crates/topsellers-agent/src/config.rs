@@ -25,6 +25,8 @@ pub struct AgentConfig {
     pub files: Vec<FileSource>,
     /// `[agent.http]`: `POST /v1/purchases` on the agent itself; off when absent.
     pub http: Option<HttpIntakeConfig>,
+    /// `[agent.customer_key]`: a keyed hash of the customer id beside each event; off when absent.
+    pub customer_key: Option<crate::customer_key::CustomerKeyConfig>,
 }
 
 /// `[agent.http]`: the agent's own `POST /v1/purchases` (canonical JSON shape, as on the node).
@@ -63,6 +65,7 @@ impl Default for AgentConfig {
             downstream: DownstreamConfig::default(),
             files: Vec::new(),
             http: None,
+            customer_key: None,
         }
     }
 }
@@ -188,6 +191,9 @@ impl AgentConfig {
         }
         if self.poll_interval_ms == 0 || self.retry_max_ms == 0 {
             errors.push("agent.poll_interval_ms and agent.retry_max_ms must be positive".into());
+        }
+        if let Some(c) = &self.customer_key {
+            errors.extend(c.validate());
         }
         if let DownstreamConfig::Node { url, .. } = &self.downstream {
             if let Err(e) = crate::sink::HttpTarget::parse(url) {

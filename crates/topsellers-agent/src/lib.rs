@@ -25,6 +25,7 @@
 //! ```
 
 mod config;
+mod customer_key;
 pub mod intake;
 mod parse;
 mod raw;
@@ -33,9 +34,13 @@ mod state;
 pub mod tail;
 
 pub use config::{AgentConfig, DownstreamConfig, FileSource, HttpIntakeConfig, LineFormat};
+pub use customer_key::{CustomerKey, CustomerKeyConfig, CustomerKeyer};
 pub use parse::LineParser;
 pub use raw::RawLine;
-pub use sink::{encode_canonical, DeliveryError, Downstream, HttpTarget, NodeHttp};
+pub use sink::{
+    encode_canonical, encode_canonical_keyed, AgentEvent, DeliveryError, Downstream, HttpTarget,
+    NodeHttp,
+};
 pub use state::{DeadLetters, Positions};
 
 use std::collections::HashSet;
@@ -45,7 +50,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tail::{fingerprint, read_lines, Glob, Line};
 use topsellers_ingest::{Limits, Parsed, PiiKind, Redactions};
-use topsellers_model::{PurchaseEvent, TimestampMs};
+use topsellers_model::TimestampMs;
 
 /// What went wrong in a way the agent cannot work around (its own state directory).
 #[derive(Debug, thiserror::Error)]
@@ -106,11 +111,21 @@ impl Agent {
         if !problems.is_empty() {
             return Err(AgentError::Config(problems.join("; ")));
         }
+        let keyer = match &config.customer_key {
+            Some(c) => Some((
+                c.field.clone(),
+                CustomerKeyer::from_config(c).map_err(AgentError::Config)?,
+            )),
+            None => None,
+        };
         let mut sources = Vec::new();
         for (i, f) in config.files.iter().enumerate() {
             let glob = Glob::parse(&f.path).map_err(AgentError::Config)?;
-            let parser = LineParser::new(f, limits, wall_clock_ms())
+            let mut parser = LineParser::new(f, limits, wall_clock_ms())
                 .map_err(|e| AgentError::Config(format!("agent.files[{i}]: {e}")))?;
+            if let Some((field, keyer)) = &keyer {
+                parser = parser.with_customer_key(field, keyer.clone());
+            }
             sources.push(Source {
                 glob,
                 parser,
@@ -282,7 +297,7 @@ impl Agent {
             progressed = true;
             let parser = &mut self.sources[source].parser;
             parser.set_now(wall_clock_ms());
-            let mut events: Vec<PurchaseEvent> = Vec::with_capacity(lines.len());
+            let mut events: Vec<AgentEvent> = Vec::with_capacity(lines.len());
             let mut letters = Vec::new();
             for line in &lines {
                 self.stats.lines += 1;
@@ -295,15 +310,18 @@ impl Agent {
                             self.stats.skipped += 1;
                             continue;
                         }
-                        match parser.parse(&RawLine::new(bytes, *offset)) {
-                            Parsed::Event(mut e) => {
-                                if e.event_id.is_none() {
-                                    e.event_id = Some(format!("a{fp:016x}-{offset}"));
+                        match parser.parse_keyed(&RawLine::new(bytes, *offset)) {
+                            (Parsed::Event(mut event), customer_key) => {
+                                if event.event_id.is_none() {
+                                    event.event_id = Some(format!("a{fp:016x}-{offset}"));
                                 }
-                                events.push(e);
+                                events.push(AgentEvent {
+                                    event,
+                                    customer_key,
+                                });
                             }
-                            Parsed::Skipped(_) => self.stats.skipped += 1,
-                            Parsed::Rejected(d) => letters.push(d),
+                            (Parsed::Skipped(_), _) => self.stats.skipped += 1,
+                            (Parsed::Rejected(d), _) => letters.push(d),
                         }
                     }
                 }
@@ -324,7 +342,7 @@ impl Agent {
     }
 
     /// Delivers one batch, retrying with back-off until it is acknowledged. False when stopped first.
-    fn deliver(&mut self, events: &[PurchaseEvent], stop: &AtomicBool) -> bool {
+    fn deliver(&mut self, events: &[AgentEvent], stop: &AtomicBool) -> bool {
         let mut pause = Duration::from_millis(100);
         loop {
             match self.downstream.deliver(events) {

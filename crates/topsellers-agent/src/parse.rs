@@ -3,6 +3,7 @@
 //! the kept free text and counts it.
 
 use crate::config::{FileSource, LineFormat};
+use crate::customer_key::{CustomerKey, CustomerKeyer};
 use crate::raw::RawLine;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -18,6 +19,14 @@ pub struct LineParser {
     builder: RecordBuilder,
     /// `(field, mapped name, name split at dots)` of every mapped field.
     keys: Vec<(Field, String, Vec<String>)>,
+    /// `[agent.customer_key]`, when configured: the customer id's key, split at dots, and the keyer.
+    customer: Option<CustomerField>,
+}
+
+struct CustomerField {
+    name: String,
+    segments: Vec<String>,
+    keyer: CustomerKeyer,
 }
 
 impl LineParser {
@@ -49,7 +58,19 @@ impl LineParser {
             format: source.format,
             builder,
             keys,
+            customer: None,
         })
+    }
+
+    /// Also reads the customer id from `field` (one more allow-listed key) and turns it into a
+    /// [`CustomerKey`]; the id itself is never kept.
+    pub fn with_customer_key(mut self, field: &str, keyer: CustomerKeyer) -> LineParser {
+        self.customer = Some(CustomerField {
+            name: field.to_string(),
+            segments: field.split('.').map(str::to_string).collect(),
+            keyer,
+        });
+        self
     }
 
     /// Personal data replaced (or refused in ids) so far.
@@ -84,11 +105,20 @@ impl LineParser {
 
     /// Judges one line. Dead letters name the line by its byte offset in the file.
     pub fn parse(&mut self, line: &RawLine<'_>) -> Parsed {
-        let mut parsed = self.judge(line.bytes());
+        self.parse_keyed(line).0
+    }
+
+    /// [`LineParser::parse`], with the customer key of an accepted event (when configured and the line has a
+    /// customer id).
+    pub fn parse_keyed(&mut self, line: &RawLine<'_>) -> (Parsed, Option<CustomerKey>) {
+        let (mut parsed, key) = self.judge(line.bytes());
         if let Parsed::Rejected(letter) = &mut parsed {
             letter.location = format!("byte {}", line.offset);
         }
-        parsed
+        match parsed {
+            Parsed::Event(_) => (parsed, key),
+            _ => (parsed, None),
+        }
     }
 
     fn reject(&self, reason: RejectReason, message: String) -> Parsed {
@@ -98,12 +128,15 @@ impl LineParser {
         )
     }
 
-    fn judge(&mut self, bytes: &[u8]) -> Parsed {
+    fn judge(&mut self, bytes: &[u8]) -> (Parsed, Option<CustomerKey>) {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let Ok(text) = std::str::from_utf8(bytes) else {
-            return self.reject(
-                RejectReason::InvalidUtf8,
-                "the line is not valid UTF-8; write the purchase log as UTF-8".into(),
+            return (
+                self.reject(
+                    RejectReason::InvalidUtf8,
+                    "the line is not valid UTF-8; write the purchase log as UTF-8".into(),
+                ),
+                None,
             );
         };
         match self.format {
@@ -112,22 +145,22 @@ impl LineParser {
         }
     }
 
-    fn judge_json(&mut self, text: &str) -> Parsed {
+    fn judge_json(&mut self, text: &str) -> (Parsed, Option<CustomerKey>) {
         let Some(start) = text.find('{') else {
-            return self.reject(
+            return (self.reject(
                 RejectReason::Malformed,
                 "the line holds no JSON object; log each purchase as a JSON object (after the layout's prefix, if any)".into(),
-            );
+            ), None);
         };
         let object = match serde_json::from_str::<Value>(text[start..].trim_end()) {
             Ok(Value::Object(o)) => o,
             Ok(_) => unreachable!("a JSON text starting with '{{' is an object"),
             // serde_json's messages name the position and the kind of mistake, never the content.
             Err(e) => {
-                return self.reject(
+                return (self.reject(
                     RejectReason::Malformed,
                     format!("the JSON object on the line is not valid ({e}); log one complete JSON object per line"),
-                )
+                ), None)
             }
         };
         let mut values = FieldValues::new();
@@ -135,12 +168,27 @@ impl LineParser {
             let found = lookup(&object, name, segments);
             values.set(*field, found.map_or(FieldValue::Absent, field_value));
         }
-        self.builder.build(&values, Location::Record(0))
+        let key =
+            self.customer
+                .as_ref()
+                .and_then(|c| match lookup(&object, &c.name, &c.segments)? {
+                    Value::String(id) => c.keyer.key(id),
+                    Value::Number(id) => c.keyer.key(&id.to_string()),
+                    _ => None,
+                });
+        (self.builder.build(&values, Location::Record(0)), key)
     }
 
-    fn judge_kv(&mut self, text: &str) -> Parsed {
+    fn judge_kv(&mut self, text: &str) -> (Parsed, Option<CustomerKey>) {
         let mut found: Vec<(Field, Cow<'_, str>)> = Vec::new();
+        let mut customer_key = None;
         for (key, value) in KvPairs::new(text) {
+            if let Some(c) = &self.customer {
+                if customer_key.is_none() && c.name == key {
+                    customer_key = c.keyer.key(&value);
+                    continue;
+                }
+            }
             // The allow-list: a key that is not mapped is skipped unread.
             if let Some((field, ..)) = self.keys.iter().find(|(_, name, _)| name == key) {
                 if !found.iter().any(|(f, _)| f == field) {
@@ -152,7 +200,10 @@ impl LineParser {
         for (field, value) in &found {
             values.set(*field, FieldValue::Text(value));
         }
-        self.builder.build(&values, Location::Record(0))
+        (
+            self.builder.build(&values, Location::Record(0)),
+            customer_key,
+        )
     }
 }
 
@@ -341,6 +392,57 @@ mod tests {
             "{shown}"
         );
         assert_eq!(p.redactions().total(), 1);
+    }
+
+    #[test]
+    fn customer_key_only_when_configured_never_the_id() {
+        let keyer = CustomerKeyer::new(b"a-secret-of-enough-bytes").unwrap();
+        let json = r#"{"item_id":"A","quantity":1,"unit_price":"2.50","time":"2026-01-01T00:00:00Z","customer":{"id":"C-991","name":"Jane"}}"#;
+        let mut plain = LineParser::new(
+            &source(LineFormat::Json, FieldMapping::canonical()),
+            &Limits::default(),
+            NOW,
+        )
+        .unwrap();
+        let (parsed, key) = plain.parse_keyed(&RawLine::new(json.as_bytes(), 0));
+        assert!(matches!(parsed, Parsed::Event(_)) && key.is_none());
+
+        let mut keyed = LineParser::new(
+            &source(LineFormat::Json, FieldMapping::canonical()),
+            &Limits::default(),
+            NOW,
+        )
+        .unwrap()
+        .with_customer_key("customer.id", keyer.clone());
+        let (parsed, key) = keyed.parse_keyed(&RawLine::new(json.as_bytes(), 0));
+        let Parsed::Event(e) = parsed else { panic!() };
+        assert_eq!(key, keyer.key("C-991"));
+        assert!(!format!("{e:?}").contains("C-991"));
+        // A number as the id, and a rejected line gets no key.
+        let numeric = json.replace(r#""C-991""#, "991");
+        let (_, key) = keyed.parse_keyed(&RawLine::new(numeric.as_bytes(), 0));
+        assert_eq!(key, keyer.key("991"));
+        let bad = json.replace(r#""quantity":1"#, r#""quantity":"x""#);
+        assert_eq!(keyed.parse_keyed(&RawLine::new(bad.as_bytes(), 0)).1, None);
+
+        let fields = FieldMapping {
+            item_id: "sku".into(),
+            quantity: "qty".into(),
+            unit_price: "price".into(),
+            time: "ts".into(),
+            ..FieldMapping::canonical()
+        };
+        let mut kv = LineParser::new(
+            &source(LineFormat::Log4jKv, fields),
+            &Limits::default(),
+            NOW,
+        )
+        .unwrap()
+        .with_customer_key("customer_id", keyer.clone());
+        let line = "INFO sale customer_id=C-991 sku=A1 qty=2 price=9.99 ts=2026-01-01T10:00:00Z";
+        let (parsed, key) = kv.parse_keyed(&RawLine::new(line.as_bytes(), 0));
+        assert!(matches!(parsed, Parsed::Event(_)));
+        assert_eq!(key, keyer.key("C-991"));
     }
 
     #[test]

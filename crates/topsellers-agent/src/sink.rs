@@ -1,10 +1,19 @@
 //! Where scrubbed events go. A [`Downstream`] says `Ok` only when every event of the batch is durable there;
 //! until then the agent keeps the file positions where they were, so nothing unacknowledged is ever skipped.
 
+use crate::customer_key::CustomerKey;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 use topsellers_model::PurchaseEvent;
+
+/// What the agent sends: a scrubbed event and, only when `[agent.customer_key]` is configured, the keyed hash of
+/// its customer id (never the id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentEvent {
+    pub event: PurchaseEvent,
+    pub customer_key: Option<CustomerKey>,
+}
 
 /// Why a batch was not acknowledged. Either way the agent keeps the batch and tries again.
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +32,9 @@ pub enum DeliveryError {
 /// Lifecycle: [`Downstream::deliver`] is called with one batch at a time, again with the same batch after an
 /// error (event ids unchanged, so a batch that was in fact stored is deduplicated downstream).
 pub trait Downstream {
-    /// Sends `events`; `Ok` means all of them are durable downstream.
-    fn deliver(&mut self, events: &[PurchaseEvent]) -> Result<(), DeliveryError>;
+    /// Sends `events`; `Ok` means all of them are durable downstream. A customer key, when present, travels
+    /// as `customer_key` in the event's JSON.
+    fn deliver(&mut self, events: &[AgentEvent]) -> Result<(), DeliveryError>;
     /// Called when the files have nothing new; a downstream that needs it tells its readers that event time
     /// may advance (Kafka: a tick to every partition). An error is logged and the call repeated at the next idle
     /// moment.
@@ -129,10 +139,15 @@ impl NodeHttp {
 }
 
 impl Downstream for NodeHttp {
-    fn deliver(&mut self, events: &[PurchaseEvent]) -> Result<(), DeliveryError> {
+    fn deliver(&mut self, events: &[AgentEvent]) -> Result<(), DeliveryError> {
         self.body.clear();
         for e in events {
-            encode_canonical(e, self.price_decimals, &mut self.body);
+            encode_canonical_keyed(
+                &e.event,
+                e.customer_key.as_ref(),
+                self.price_decimals,
+                &mut self.body,
+            );
         }
         let where_ = format!("http://{}{}", self.target.host_port, self.target.path);
         match self.post() {
@@ -153,6 +168,17 @@ impl Downstream for NodeHttp {
 /// One event as a canonical NDJSON line (`POST /v1/purchases` shape): times in epoch milliseconds, the price as
 /// a decimal string.
 pub fn encode_canonical(e: &PurchaseEvent, price_decimals: u32, out: &mut Vec<u8>) {
+    encode_canonical_keyed(e, None, price_decimals, out);
+}
+
+/// [`encode_canonical`] with the customer key, when there is one, as `customer_key` (readers that do not know
+/// the key ignore it, as they ignore any unknown key).
+pub fn encode_canonical_keyed(
+    e: &PurchaseEvent,
+    customer_key: Option<&CustomerKey>,
+    price_decimals: u32,
+    out: &mut Vec<u8>,
+) {
     let mut o = serde_json::Map::new();
     if let Some(id) = &e.event_id {
         o.insert("event_id".into(), id.clone().into());
@@ -176,6 +202,9 @@ pub fn encode_canonical(e: &PurchaseEvent, price_decimals: u32, out: &mut Vec<u8
     o.insert("currency".into(), e.currency.clone().into());
     if let Some(c) = &e.country {
         o.insert("country".into(), c.clone().into());
+    }
+    if let Some(k) = customer_key {
+        o.insert("customer_key".into(), k.as_str().into());
     }
     serde_json::to_writer(&mut *out, &serde_json::Value::Object(o)).expect("writing to a Vec");
     out.push(b'\n');

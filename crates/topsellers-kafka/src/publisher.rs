@@ -7,7 +7,7 @@
 
 use crate::admin::ensure_topics;
 use crate::settings::KafkaSettings;
-use crate::wire::{encode_event, encode_tick, NEWEST_HEADER, RECORD_HEADER};
+use crate::wire::{encode_event_keyed, encode_tick, NEWEST_HEADER, RECORD_HEADER};
 use crate::KafkaPathError;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
@@ -143,7 +143,16 @@ impl Publisher {
     /// Queues one event for its item's partition. Blocks (serving delivery reports) while librdkafka's queue
     /// is full, so a slow cluster slows the publisher down instead of losing events.
     pub fn publish(&mut self, event: &PurchaseEvent) -> Result<(), KafkaPathError> {
-        encode_event(event, self.price_decimals, &mut self.value);
+        self.publish_keyed(event, None)
+    }
+
+    /// [`Publisher::publish`] with the agent's pseudonymous customer key in the message, when there is one.
+    pub fn publish_keyed(
+        &mut self,
+        event: &PurchaseEvent,
+        customer_key: Option<&str>,
+    ) -> Result<(), KafkaPathError> {
+        encode_event_keyed(event, customer_key, self.price_decimals, &mut self.value);
         let partition = home_partition(&event.item_id, self.partitions) as i32;
         let newest = self.newest_ms.map(|t| t.to_string());
         let headers = newest.as_deref().map(|t| {

@@ -45,11 +45,24 @@ struct CanonicalJson<'a> {
     currency: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     country: Option<&'a str>,
+    /// The agent's pseudonymous customer key (`[agent.customer_key]`), when configured; no reader uses it yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_key: Option<&'a str>,
 }
 
 /// The value of a purchase message: canonical JSON, times as epoch milliseconds (exact, and cheap to read
 /// back), the price as a decimal string with `price_decimals` digits (exact).
 pub fn encode_event(event: &PurchaseEvent, price_decimals: u32, out: &mut Vec<u8>) {
+    encode_event_keyed(event, None, price_decimals, out);
+}
+
+/// [`encode_event`] with the agent's customer key, when there is one, as `customer_key`.
+pub fn encode_event_keyed(
+    event: &PurchaseEvent,
+    customer_key: Option<&str>,
+    price_decimals: u32,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     let value = CanonicalJson {
         event_id: event.event_id.as_deref(),
@@ -62,6 +75,7 @@ pub fn encode_event(event: &PurchaseEvent, price_decimals: u32, out: &mut Vec<u8
         unit_price: decimal(event.unit_price_minor, price_decimals),
         currency: &event.currency,
         country: event.country.as_deref(),
+        customer_key,
     };
     // Serializing plain strings and integers into a Vec cannot fail.
     let _ = serde_json::to_writer(out, &value);

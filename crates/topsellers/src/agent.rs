@@ -4,9 +4,8 @@
 use crate::config::Config;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
-use topsellers_agent::{Agent, DeliveryError, Downstream, DownstreamConfig, NodeHttp};
+use topsellers_agent::{Agent, AgentEvent, DeliveryError, Downstream, DownstreamConfig, NodeHttp};
 use topsellers_kafka::{KafkaSettings, Publisher};
-use topsellers_model::PurchaseEvent;
 
 /// The Kafka topic as a downstream: a batch is acknowledged once every event of it is acknowledged by all
 /// in-sync replicas (the publisher is idempotent, `acks=all`). After a failure the producer is made anew and the
@@ -20,7 +19,7 @@ struct KafkaDownstream {
 }
 
 impl Downstream for KafkaDownstream {
-    fn deliver(&mut self, events: &[PurchaseEvent]) -> Result<(), DeliveryError> {
+    fn deliver(&mut self, events: &[AgentEvent]) -> Result<(), DeliveryError> {
         if self.publisher.is_none() {
             let p = Publisher::connect(&self.settings, self.price_decimals)
                 .map_err(|e| DeliveryError::Unavailable(format!("kafka: {e}")))?;
@@ -29,7 +28,9 @@ impl Downstream for KafkaDownstream {
         let publisher = self.publisher.as_mut().expect("connected above");
         let outcome = events
             .iter()
-            .try_for_each(|e| publisher.publish(e))
+            .try_for_each(|e| {
+                publisher.publish_keyed(&e.event, e.customer_key.as_ref().map(|k| k.as_str()))
+            })
             .and_then(|()| publisher.flush().map(|_| ()));
         outcome.map_err(|e| {
             self.publisher = None;
