@@ -19,12 +19,18 @@ pub struct AgentConfig {
     pub max_line_bytes: usize,
     /// Longest pause between two attempts while the downstream is unavailable. Default 5000.
     pub retry_max_ms: u64,
+    /// How long the last line of a rotated file (one that is not the newest of its glob) may stay without its
+    /// newline, the file unchanged, before it counts as cut at rotation: a `malformed` dead letter, and the file is
+    /// read past it. Default 60000.
+    pub cut_line_timeout_ms: u64,
     /// Where scrubbed events go.
     pub downstream: DownstreamConfig,
     /// The purchase logs to tail, `[[agent.files]]`.
     pub files: Vec<FileSource>,
     /// `[agent.http]`: `POST /v1/purchases` on the agent itself; off when absent.
     pub http: Option<HttpIntakeConfig>,
+    /// `[agent.log4j2]`: log4j2 SocketAppender and HttpAppender intakes; off when absent.
+    pub log4j2: Option<crate::log4j2::Log4j2Config>,
     /// `[agent.customer_key]`: a keyed hash of the customer id beside each event; off when absent.
     pub customer_key: Option<crate::customer_key::CustomerKeyConfig>,
 }
@@ -62,9 +68,11 @@ impl Default for AgentConfig {
             batch_max_events: 1000,
             max_line_bytes: 1 << 20,
             retry_max_ms: 5000,
+            cut_line_timeout_ms: 60_000,
             downstream: DownstreamConfig::default(),
             files: Vec::new(),
             http: None,
+            log4j2: None,
             customer_key: None,
         }
     }
@@ -159,10 +167,13 @@ impl AgentConfig {
     /// Every problem, each naming its key and the fix.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();
-        if self.files.is_empty() && self.http.is_none() {
+        if self.files.is_empty() && self.http.is_none() && self.log4j2.is_none() {
             errors.push(
-                "the agent has no input; add a [[agent.files]] section with the path of the purchase logs, or [agent.http]".into(),
+                "the agent has no input; add a [[agent.files]] section with the path of the purchase logs, [agent.http] or [agent.log4j2]".into(),
             );
+        }
+        if let Some(l) = &self.log4j2 {
+            errors.extend(l.validate());
         }
         if let Some(h) = &self.http {
             if h.listen.parse::<std::net::SocketAddr>().is_err() {

@@ -26,10 +26,13 @@
 
 mod config;
 mod customer_key;
+mod http_server;
 pub mod intake;
+pub mod log4j2;
 mod parse;
 mod raw;
 mod sink;
+mod spool;
 mod state;
 pub mod tail;
 
@@ -91,6 +94,7 @@ pub struct Agent {
     max_line_bytes: usize,
     poll: Duration,
     retry_max: Duration,
+    cut_line_timeout: Duration,
     stats: AgentStats,
 }
 
@@ -132,9 +136,18 @@ impl Agent {
                 spool: false,
             });
         }
-        if config.http.is_some() {
+        // Each intake's spool is a source of its own: its newest segment is the one being written.
+        let spools = [
+            (config.http.is_some(), intake::SPOOL_PREFIX, "agent.http"),
+            (
+                config.log4j2.is_some(),
+                log4j2::SPOOL_PREFIX,
+                "agent.log4j2",
+            ),
+        ];
+        for (_, prefix, key) in spools.into_iter().filter(|(on, ..)| *on) {
             let spool = FileSource {
-                path: intake::spool_glob(state_dir),
+                path: spool::spool_glob(state_dir, prefix),
                 format: LineFormat::Json,
                 fields: topsellers_ingest::FieldMapping::canonical(),
                 time_format: "rfc3339".into(),
@@ -143,7 +156,7 @@ impl Agent {
             };
             let glob = Glob::parse(&spool.path).map_err(AgentError::Config)?;
             let parser = LineParser::new(&spool, limits, wall_clock_ms())
-                .map_err(|e| AgentError::Config(format!("agent.http: {e}")))?;
+                .map_err(|e| AgentError::Config(format!("{key}: {e}")))?;
             sources.push(Source {
                 glob,
                 parser,
@@ -165,6 +178,7 @@ impl Agent {
             max_line_bytes: config.max_line_bytes,
             poll: Duration::from_millis(config.poll_interval_ms),
             retry_max: Duration::from_millis(config.retry_max_ms),
+            cut_line_timeout: Duration::from_millis(config.cut_line_timeout_ms),
             stats: AgentStats::default(),
         })
     }
@@ -247,6 +261,9 @@ impl Agent {
                     continue;
                 }
                 progressed |= self.drain(i, &path, &mut file, fp, stop)?;
+                if Some(&path) != newest.as_ref() && !stop.load(Ordering::Relaxed) {
+                    progressed |= self.skip_cut_line(&path, &mut file, fp)?;
+                }
                 if self.sources[i].spool
                     && Some(&path) != newest.as_ref()
                     && file
@@ -263,6 +280,55 @@ impl Agent {
             self.positions.save().map_err(|e| self.state_err(e))?;
         }
         Ok(progressed)
+    }
+
+    /// The last line of a rotated file that has had no newline for `agent.cut_line_timeout_ms`, the file
+    /// unchanged, was cut at rotation (the writer moved on to the new file mid-line) and can never complete: it
+    /// becomes a `malformed` dead letter, its bytes unread, and the position moves past it. Without this the file
+    /// would wait for the newline forever. True when a line was skipped.
+    fn skip_cut_line(&mut self, path: &Path, file: &mut File, fp: u64) -> Result<bool, AgentError> {
+        let offset = self.positions.offset(fp);
+        let Ok(meta) = file.metadata() else {
+            return Ok(false);
+        };
+        let unchanged_for = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .unwrap_or_default();
+        if meta.len() <= offset || unchanged_for < self.cut_line_timeout {
+            return Ok(false);
+        }
+        // Only a last line without its newline is left (drain reads every complete one)? Checked by reading, since
+        // drain may have stopped early; the bytes stream by and are not kept.
+        let (complete, _) =
+            read_lines(file, offset, 1, self.max_line_bytes).map_err(|e| AgentError::State {
+                dir: path.to_path_buf(),
+                detail: format!("reading failed: {e}"),
+            })?;
+        if !complete.is_empty() {
+            return Ok(false);
+        }
+        let len = meta.len() - offset;
+        let letter = topsellers_model::DeadLetter {
+            source: format!("file:{}", path.display()),
+            location: format!("byte {offset}"),
+            field: None,
+            reason: topsellers_model::RejectReason::Malformed,
+            message: format!(
+                "the file ends in {len} bytes without a newline and a newer file replaced it {} s ago: the line was cut at rotation and is skipped; rotate after complete lines (log4j2 and logrotate do), or raise agent.cut_line_timeout_ms",
+                unchanged_for.as_secs()
+            ),
+            record: String::new(),
+            at_ms: wall_clock_ms(),
+        };
+        self.stats.rejected += 1;
+        self.dead_letters
+            .write(&[letter])
+            .map_err(|e| self.state_err(e))?;
+        self.positions.set(fp, meta.len(), path);
+        self.positions.save().map_err(|e| self.state_err(e))?;
+        Ok(true)
     }
 
     /// Reads, parses and delivers batches of `file` until its end (or `stop`).

@@ -207,7 +207,7 @@ impl LineParser {
     }
 }
 
-fn lookup<'v>(
+pub(crate) fn lookup<'v>(
     object: &'v Map<String, Value>,
     name: &str,
     segments: &[String],
@@ -224,7 +224,7 @@ fn lookup<'v>(
     })
 }
 
-fn field_value(value: &Value) -> FieldValue<'_> {
+pub(crate) fn field_value(value: &Value) -> FieldValue<'_> {
     match value {
         Value::Null => FieldValue::Absent,
         Value::String(s) => FieldValue::Text(s),
@@ -238,13 +238,13 @@ fn field_value(value: &Value) -> FieldValue<'_> {
 /// The `key=value` pairs of a line, in order. A key is a run of letters, digits, `_`, `-` and `.` right
 /// before `=`; a value is a double-quoted string (with `\"` and `\\` escapes) or runs to the next space,
 /// `,` or `;`.
-struct KvPairs<'a> {
+pub(crate) struct KvPairs<'a> {
     text: &'a str,
     at: usize,
 }
 
 impl<'a> KvPairs<'a> {
-    fn new(text: &'a str) -> Self {
+    pub(crate) fn new(text: &'a str) -> Self {
         KvPairs { text, at: 0 }
     }
 }

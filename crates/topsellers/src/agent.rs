@@ -75,8 +75,9 @@ pub fn state_dir(config: &Config) -> PathBuf {
 }
 
 pub fn run(config: &Config) -> Result<()> {
-    if config.agent.files.is_empty() && config.agent.http.is_none() {
-        bail!("the config has no [[agent.files]] and no [agent.http]; add one (see examples/agent.toml)");
+    if config.agent.files.is_empty() && config.agent.http.is_none() && config.agent.log4j2.is_none()
+    {
+        bail!("the config has no [[agent.files]], [agent.http] or [agent.log4j2]; add one (see examples/agent.toml)");
     }
     let downstream: Box<dyn Downstream> = match &config.agent.downstream {
         DownstreamConfig::Node {
@@ -112,8 +113,12 @@ pub fn run(config: &Config) -> Result<()> {
         )?),
         None => None,
     };
+    let log4j2 = match &config.agent.log4j2 {
+        Some(l) => topsellers_agent::log4j2::start(l, &config.limits, &dir, stop.clone())?,
+        None => Vec::new(),
+    };
     let stats = agent.run(&stop)?;
-    if let Some(handle) = intake {
+    for handle in intake.into_iter().chain(log4j2) {
         let _ = handle.join();
     }
     outln!(

@@ -1,0 +1,204 @@
+//! The SocketAppender intake: a thread per connection reads newline-delimited JSON events.
+//!
+//! Each read's complete lines are parsed, the accepted events spooled (fsynced) and the dead letters written
+//! before the connection is read again, so what was read is never only in memory for longer than one chunk. While
+//! the spool is full the connection is not read at all: the kernel's buffers fill, TCP's window closes and the
+//! appender's writes block; that is the push-back, nothing is dropped. A line longer than `max_event_bytes` is
+//! skipped as it streams by (never held) and becomes an `oversized` dead letter; a line cut off by the connection
+//! closing is a `malformed` one.
+
+use super::Shared;
+use crate::raw::RawLine;
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use topsellers_ingest::Parsed;
+use topsellers_model::RejectReason;
+
+/// How much is read from a connection at once.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// How often a waiting thread looks at `stop` and the spool.
+const TICK: Duration = Duration::from_millis(100);
+
+pub(super) fn spawn(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    std::thread::Builder::new()
+        .name("agent-log4j2-socket".into())
+        .spawn(move || accept_loop(&listener, &shared, &stop))
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>, stop: &Arc<AtomicBool>) {
+    let open = Arc::new(AtomicUsize::new(0));
+    let mut workers: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        workers.retain(|w| !w.is_finished());
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(TICK);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(target: "topsellers", "agent.log4j2.socket_listen: accepting a connection failed, going on: {e}");
+                std::thread::sleep(TICK);
+                continue;
+            }
+        };
+        if open.load(Ordering::Relaxed) >= shared.config.max_connections {
+            tracing::warn!(target: "topsellers", %peer, max = shared.config.max_connections, "log4j2 socket connection refused: agent.log4j2.max_connections are open; the appender reconnects later");
+            continue; // dropping the stream closes it
+        }
+        open.fetch_add(1, Ordering::Relaxed);
+        let (shared, stop, closed) = (shared.clone(), stop.clone(), open.clone());
+        let worker = std::thread::Builder::new()
+            .name("agent-log4j2-conn".into())
+            .spawn(move || {
+                if let Err(e) = connection(stream, peer, &shared, &stop) {
+                    tracing::warn!(target: "topsellers", %peer, "log4j2 socket connection ended: {e}");
+                }
+                closed.fetch_sub(1, Ordering::Relaxed);
+            });
+        match worker {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                tracing::error!(target: "topsellers", "cannot start a thread for a log4j2 connection: {e}");
+                open.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+/// The line being read: where it started in the connection's bytes, and its bytes unless it is too long.
+struct Pending {
+    start: u64,
+    bytes: Vec<u8>,
+    oversized: bool,
+}
+
+fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    stop: &AtomicBool,
+) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(TICK))?;
+    let mut parser = shared.parser(format!("agent:log4j2-socket {peer}"))?;
+    let max = shared.config.max_event_bytes;
+    let mut chunk = vec![0u8; CHUNK_BYTES];
+    let mut line = Pending {
+        start: 0,
+        bytes: Vec::new(),
+        oversized: false,
+    };
+    let mut at: u64 = 0; // bytes read from the connection so far
+    tracing::debug!(target: "topsellers", %peer, "log4j2 socket connection");
+    loop {
+        // Push-back: while the spool is full this connection is not read.
+        while shared.is_full() {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            std::thread::sleep(TICK);
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::warn!(target: "topsellers", %peer, "reading a log4j2 connection failed, closing it: {e}");
+                0
+            }
+        };
+        let mut parsed = Vec::new();
+        if n == 0 {
+            if line.oversized || !line.bytes.trim_ascii().is_empty() {
+                parsed.push(Parsed::Rejected(parser.letter(
+                    &format!("byte {}", line.start),
+                    RejectReason::Malformed,
+                    format!(
+                        "the connection closed in the middle of an event ({} bytes without the closing newline); the appender stopped mid-write, or its layout ends events without a newline (JsonLayout needs eventEol=\"true\")",
+                        at - line.start
+                    ),
+                )));
+            }
+            keep(shared, parsed, stop);
+            return Ok(());
+        }
+        let mut rest = &chunk[..n];
+        while let Some(i) = memchr::memchr(b'\n', rest) {
+            let end = at + i as u64; // the newline's position
+            if line.oversized || line.bytes.len() + i > max {
+                parsed.push(Parsed::Rejected(parser.letter(
+                    &format!("byte {}", line.start),
+                    RejectReason::Oversized,
+                    format!(
+                        "the event is {} bytes, more than agent.log4j2.max_event_bytes ({max}); raise the limit or log smaller events",
+                        end - line.start
+                    ),
+                )));
+            } else {
+                line.bytes.extend_from_slice(&rest[..i]);
+                if !line.bytes.trim_ascii().is_empty() {
+                    let location = format!("byte {}", line.start);
+                    parsed.push(parser.parse(&RawLine::new(&line.bytes, line.start), &location));
+                }
+            }
+            line.bytes.clear();
+            line.oversized = false;
+            line.start = end + 1;
+            at = end + 1;
+            rest = &rest[i + 1..];
+        }
+        if !line.oversized && line.bytes.len() + rest.len() > max {
+            line.oversized = true;
+            line.bytes = Vec::new(); // the memory goes back: a long line is never held
+        }
+        if !line.oversized {
+            line.bytes.extend_from_slice(rest);
+        }
+        at += rest.len() as u64;
+        keep(shared, parsed, stop);
+    }
+}
+
+/// Spools what a read gave, retrying while the state directory fails: the bytes were taken off the connection, so
+/// giving up would drop them.
+fn keep(shared: &Shared, parsed: Vec<Parsed>, stop: &AtomicBool) {
+    if parsed.is_empty() {
+        return;
+    }
+    loop {
+        match shared.keep(&parsed) {
+            Ok(_) => return,
+            Err(e) => {
+                tracing::error!(target: "topsellers", "the agent cannot write its spool or dead letters ({e}); retrying in 1 s (check the state directory's disk)");
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
