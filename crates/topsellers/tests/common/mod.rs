@@ -1,6 +1,7 @@
 //! Helpers shared by the binary's integration tests: run the real binary, talk plain HTTP/1.1 to it.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod kafka;
 pub mod stores;
 
