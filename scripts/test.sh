@@ -41,6 +41,10 @@ crates/topsellers-server/tests/page/install-chromium.sh
 # at ~10% of a core through the whole suite; starting them costs ~40 s on these 2 cores either way.
 ./scripts/services.sh start postgres
 eval "$(./scripts/services.sh env)"
+# The agent's log4j2 test runs a small Java purchase server that logs through the real log4j2 appenders; built once
+# here (Maven, quiet, a few seconds; log4j2 from Maven Central). Without the jar that test fails under CI.
+TOPSELLERS_TEST_LOG4J2_JAR="$(crates/topsellers-agent/tests/log4j2/build.sh)"
+export TOPSELLERS_TEST_LOG4J2_JAR
 
 step "cargo test"
 # Release mode: the kill -9, real-data and demo tests run the real binary under load; optimised builds keep the
