@@ -53,6 +53,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use topsellers_model::{PurchaseEvent, TimestampMs};
 
+mod position;
+mod segment;
+
+pub use position::{PositionFile, StreamPosition};
+pub use segment::Segment;
+
 /// The `[archive]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -117,9 +123,12 @@ pub enum ArchiveError {
     Encode { path: PathBuf, detail: String },
     #[error("event time {0} ms is outside the years 0 to 9999")]
     BadTime(TimestampMs),
+    #[error("the archive position file {path} cannot be read: {detail}; restore it, or delete it to archive from \
+             the source's current end on (what arrived since the last archived position would be left out)")]
+    BadPosition { path: PathBuf, detail: String },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
     move |source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
@@ -251,29 +260,41 @@ impl ArchiveWriter {
         if pending.events.is_empty() {
             return Ok(());
         }
-        let dir = self
-            .settings
-            .dir
-            .join(format!("dt={}", key.0))
-            .join(format!("hour={}", key.1));
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let name = format!("{}-{:06}.parquet", self.prefix, self.next_file);
         self.next_file += 1;
-        let path = dir.join(&name);
-        let temp = dir.join(format!(".{name}.tmp"));
-        let bytes = write_file(&temp, &pending.events).inspect_err(|_| {
-            let _ = std::fs::remove_file(&temp);
-        })?;
-        std::fs::rename(&temp, &path).map_err(io_err(&path))?;
-        // The rename is durable once the directory is synced.
-        File::open(&dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&dir))?;
+        let bytes = publish_file(&self.settings.dir, key, &name, &pending.events)?;
         self.stats.files += 1;
         self.stats.events += pending.events.len() as u64;
         self.stats.bytes += bytes;
         Ok(())
     }
+}
+
+/// Writes `events` as `<root>/dt=<dt>/hour=<hour>/<name>` atomically: a hidden temporary file, synced, renamed over
+/// the final name (replacing a file of that name whole), and the directory synced. Returns the file's size.
+pub(crate) fn publish_file(
+    root: &Path,
+    (dt, hour): &(String, String),
+    name: &str,
+    events: &[PurchaseEvent],
+) -> Result<u64, ArchiveError> {
+    let dir = root.join(format!("dt={dt}")).join(format!("hour={hour}"));
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let path = dir.join(name);
+    let temp = dir.join(format!(".{name}.tmp"));
+    let bytes = write_file(&temp, events).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })?;
+    std::fs::rename(&temp, &path).map_err(io_err(&path))?;
+    sync_dir(&dir)?;
+    Ok(bytes)
+}
+
+/// Makes a rename or a new file in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
 }
 
 /// The `(dt, hour)` of an event time, in UTC: `("2011-01-31", "08")`.
@@ -287,7 +308,7 @@ pub fn partition_of(time_ms: TimestampMs) -> Result<(String, String), ArchiveErr
     ))
 }
 
-fn approx_bytes(e: &PurchaseEvent) -> u64 {
+pub(crate) fn approx_bytes(e: &PurchaseEvent) -> u64 {
     let text = e.event_id.as_ref().map_or(0, String::len)
         + e.item_id.len()
         + e.item_name.as_ref().map_or(0, String::len)
@@ -351,8 +372,15 @@ fn write_file(path: &Path, events: &[PurchaseEvent]) -> Result<u64, ArchiveError
     Ok(file.metadata().map_err(io_err(path))?.len())
 }
 
-/// Removes `.*.parquet.tmp` files under `dir` (two levels: `dt=`, `hour=`), left by a crashed run.
-fn remove_temp_files(dir: &Path) -> Result<u64, ArchiveError> {
+/// Removes `.*.parquet.tmp` files under `dir` (two levels: `dt=`, `hour=`), left by a crashed run; returns how
+/// many. Only while no other writer publishes into `dir` (their temporary files would go too).
+pub fn remove_temp_files(dir: &Path) -> Result<u64, ArchiveError> {
+    remove_temp_files_of(dir, "")
+}
+
+/// [`remove_temp_files`] for the files whose final name starts with `prefix` (one writer's own).
+pub fn remove_temp_files_of(dir: &Path, prefix: &str) -> Result<u64, ArchiveError> {
+    let temp_prefix = format!(".{prefix}");
     let mut removed = 0;
     let mut stack = vec![(dir.to_path_buf(), 0)];
     while let Some((d, depth)) = stack.pop() {
@@ -362,7 +390,7 @@ fn remove_temp_files(dir: &Path) -> Result<u64, ArchiveError> {
             let name = entry.file_name().to_string_lossy().to_string();
             if path.is_dir() && depth < 2 {
                 stack.push((path, depth + 1));
-            } else if name.starts_with('.') && name.ends_with(".parquet.tmp") {
+            } else if name.starts_with(&temp_prefix) && name.ends_with(".parquet.tmp") {
                 std::fs::remove_file(&path).map_err(io_err(&path))?;
                 removed += 1;
             }

@@ -12,6 +12,8 @@ use crate::{log_codec, schema, StoreError};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use topsellers_model::{LogRecord, Snapshot, TimestampMs};
 
@@ -46,6 +48,27 @@ pub struct StoreStats {
     pub checkpoint_seq: u64,
 }
 
+/// A reader of the log that checkpoints must not truncate past: entries with a seq above the value it holds are
+/// kept, whatever a checkpoint covers. The live Parquet archive holds one at the last entry it has published, so
+/// a checkpoint never deletes events it has not archived yet. Cheap to clone; the reader moves it forward.
+#[derive(Clone, Debug, Default)]
+pub struct LogHold(Arc<AtomicU64>);
+
+impl LogHold {
+    pub fn new(through_seq: u64) -> LogHold {
+        LogHold(Arc::new(AtomicU64::new(through_seq)))
+    }
+
+    /// The reader is done with every entry up to and including `seq`.
+    pub fn release_through(&self, seq: u64) {
+        self.0.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    pub fn through(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The embedded node's durable storage. One per data directory, enforced by a lock file.
 #[derive(Debug)]
 pub struct EmbeddedStore {
@@ -56,6 +79,8 @@ pub struct EmbeddedStore {
     dir: PathBuf,
     /// `None` for a read-only handle, which shares the directory with the process that holds it.
     lock: Option<DirLock>,
+    /// Log entries above this are kept by checkpoints (see [`LogHold`]).
+    hold: Option<LogHold>,
 }
 
 impl EmbeddedStore {
@@ -80,6 +105,7 @@ impl EmbeddedStore {
             path,
             dir: dir.to_path_buf(),
             lock: Some(lock),
+            hold: None,
         })
     }
 
@@ -116,6 +142,7 @@ impl EmbeddedStore {
             path,
             dir: dir.to_path_buf(),
             lock: None,
+            hold: None,
         })
     }
 
@@ -167,6 +194,11 @@ impl EmbeddedStore {
         Ok(self.conn.last_insert_rowid() as u64)
     }
 
+    /// From now on, checkpoints keep the log entries above what `hold` holds (see [`LogHold`]).
+    pub fn hold_log(&mut self, hold: LogHold) {
+        self.hold = Some(hold);
+    }
+
     /// Visits every log entry with `seq > after_seq` in order. A damaged entry stops the visit with
     /// [`StoreError::CorruptEntry`] naming its seq; an error from `visit` stops it and is returned.
     pub fn read_after(
@@ -174,15 +206,27 @@ impl EmbeddedStore {
         after_seq: u64,
         visit: &mut dyn FnMut(u64, Vec<LogRecord>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.read_after_limited(after_seq, u64::MAX, visit)
+    }
+
+    /// [`EmbeddedStore::read_after`] for at most `max_entries` entries, so a reader that follows the log in steps
+    /// never keeps a read transaction open for long (that would hold back the WAL truncation of checkpoints).
+    pub fn read_after_limited(
+        &self,
+        after_seq: u64,
+        max_entries: u64,
+        visit: &mut dyn FnMut(u64, Vec<LogRecord>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let path = &self.path;
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT seq, record_count, checksum, body FROM log WHERE seq > ?1 ORDER BY seq",
+                "SELECT seq, record_count, checksum, body FROM log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )
             .map_err(sql_err(path))?;
         let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
-        let mut rows = stmt.query([after]).map_err(sql_err(path))?;
+        let limit = i64::try_from(max_entries).unwrap_or(i64::MAX);
+        let mut rows = stmt.query([after, limit]).map_err(sql_err(path))?;
         while let Some(row) = rows.next().map_err(sql_err(path))? {
             let seq: i64 = row.get(0).map_err(sql_err(path))?;
             let seq = seq as u64;
@@ -210,7 +254,7 @@ impl EmbeddedStore {
     }
 
     /// In one transaction: stores the checkpoint (state + covered seq + wall time) and the results
-    /// snapshot, and deletes the log entries with `seq <= covers_seq`; then frees the deleted pages
+    /// snapshot, and deletes the log entries with `seq <= covers_seq` (and not above a [`LogHold`]); then frees the deleted pages
     /// and truncates the WAL so the directory stays bounded.
     ///
     /// Refuses a `covers_seq` beyond the log ([`StoreError::CheckpointAhead`]) or behind the stored
@@ -286,7 +330,11 @@ impl EmbeddedStore {
             )
             .map_err(&err)?;
         }
-        tx.execute("DELETE FROM log WHERE seq <= ?1", [covers_seq as i64])
+        let truncate_through = match &self.hold {
+            Some(hold) => covers_seq.min(hold.through()),
+            None => covers_seq,
+        };
+        tx.execute("DELETE FROM log WHERE seq <= ?1", [truncate_through as i64])
             .map_err(&err)?;
         // Hand the pages freed by the delete and by the replaced blobs back to the file system. The pragma
         // frees one page per step, so it must be stepped to the end (execute_batch would stop after one).
@@ -457,5 +505,54 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!((synchronous, mode.as_str()), (2, "wal")); // 2 = FULL
+    }
+
+    #[test]
+    fn checkpoints_keep_the_log_a_hold_has_not_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = EmbeddedStore::open(dir.path()).unwrap();
+        let hold = LogHold::new(0);
+        store.hold_log(hold.clone());
+        for i in 0..5 {
+            store.append(&[LogRecord::Tick { now_ms: i }]).unwrap();
+        }
+        hold.release_through(2);
+        let snapshot = Snapshot {
+            version: 1,
+            as_of_ms: 0,
+            watermark_ms: 0,
+            computed_at_ms: 0,
+            currency: "GBP".into(),
+            top_k: 10,
+            windows: Vec::new(),
+            lists: Default::default(),
+            events_counted: 0,
+        };
+        store.save_checkpoint(5, b"state", &snapshot).unwrap();
+        let seqs = |store: &EmbeddedStore, limit| {
+            let mut seqs = Vec::new();
+            store
+                .read_after_limited(0, limit, &mut |seq, _| {
+                    seqs.push(seq);
+                    Ok(())
+                })
+                .unwrap();
+            seqs
+        };
+        assert_eq!(seqs(&store, u64::MAX), [3, 4, 5], "entries 3..5 are held");
+        assert_eq!(seqs(&store, 2), [3, 4]);
+        // Recovery reads after the checkpoint only, so held entries are never applied twice.
+        let mut after_checkpoint = 0;
+        store
+            .read_after(5, &mut |_, _| {
+                after_checkpoint += 1;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(after_checkpoint, 0);
+        hold.release_through(5);
+        hold.release_through(1); // a hold never moves back
+        store.save_checkpoint(5, b"state", &snapshot).unwrap();
+        assert!(seqs(&store, u64::MAX).is_empty());
     }
 }

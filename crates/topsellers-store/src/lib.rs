@@ -47,7 +47,7 @@ pub mod partitions;
 mod schema;
 
 pub use dead_letters::{DeadLetterFile, DEFAULT_KEEP_ROTATED, DEFAULT_ROTATE_BYTES};
-pub use embedded::{Checkpoint, EmbeddedStore, StoreStats, DB_FILE};
+pub use embedded::{Checkpoint, EmbeddedStore, LogHold, StoreStats, DB_FILE};
 pub use error::StoreError;
 pub use partitions::{
     Claim, MemoryPartitionStore, PartitionCheckpoint, PartitionResults, PartitionStore,

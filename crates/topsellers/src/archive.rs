@@ -13,7 +13,7 @@ use crate::replay::expand_inputs;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use topsellers_archive::{ArchiveStats, ArchiveWriter};
+use topsellers_archive::{ArchiveSettings, ArchiveStats, ArchiveWriter};
 use topsellers_ingest::{FileReader, InputConfig, Parsed, Redactions};
 
 /// Test hook: abort the process (like `kill -9`) after this many events of a run.
@@ -32,7 +32,8 @@ struct Summary {
 }
 
 pub fn run(config: &Config, inputs: &[PathBuf]) -> Result<()> {
-    let settings = &config.archive;
+    let defaults = ArchiveSettings::default();
+    let settings = config.archive.as_ref().unwrap_or(&defaults);
     let problems = settings.validate();
     if !problems.is_empty() {
         bail!(

@@ -167,8 +167,9 @@ pub struct Config {
     pub redis: RedisSettings,
     /// `topsellers batch`: the PostgreSQL purchase table (checked only when the section is present).
     pub batch: BatchSettings,
-    /// `topsellers archive`: the Parquet archive (checked only when the section is present).
-    pub archive: ArchiveSettings,
+    /// The Parquet archive: `topsellers archive` writes files to it (defaults without the section), and with the
+    /// section `serve` and `demo` also archive every event they accept.
+    pub archive: Option<ArchiveSettings>,
     /// `topsellers agent`: what to tail and where to send it (checked only when the section is present).
     pub agent: AgentConfig,
 }
@@ -276,7 +277,9 @@ impl Config {
         config.cassandra = section(&table, "cassandra", &mut errors);
         config.redis = section(&table, "redis", &mut errors);
         config.batch = section(&table, "batch", &mut errors);
-        config.archive = section(&table, "archive", &mut errors);
+        config.archive = table
+            .get("archive")
+            .map(|_| section::<ArchiveSettings>(&table, "archive", &mut errors));
         config.agent = section(&table, "agent", &mut errors);
         config.input = table
             .get("input")
@@ -305,8 +308,8 @@ impl Config {
         if table.contains_key("batch") {
             prefixed(&mut errors, "batch", config.batch.validate());
         }
-        if table.contains_key("archive") {
-            prefixed(&mut errors, "archive", config.archive.validate());
+        if let Some(archive) = &config.archive {
+            prefixed(&mut errors, "archive", archive.validate());
         }
         if table.contains_key("agent") {
             errors.extend(config.agent.validate());

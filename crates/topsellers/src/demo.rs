@@ -23,6 +23,8 @@ pub async fn run(config: Config, options: DemoOptions) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let results = Results::with_currency_decimals(config.limits.price_decimals);
     let mut core = NodeCore::open(&config, metrics.clone())?;
+    // Bound before the backfill, so the archive has the backfilled purchases too.
+    let archive = core.bind_live_archive(&config)?;
     let mut generator = DemoTraffic::new(Generator::new(config.demo.clone()));
     if core.engine().stats().events_counted == 0 && options.backfill_minutes > 0 {
         backfill(
@@ -32,7 +34,7 @@ pub async fn run(config: Config, options: DemoOptions) -> Result<()> {
             config.node.max_batch_records,
         )?;
     }
-    let node = RunningNode::start(&config, core, results, metrics);
+    let node = RunningNode::start(&config, core, archive, results, metrics)?;
     let handle = node.handle();
     let traffic = tokio::spawn(generate_traffic(handle, generator));
     let duration = options.duration;

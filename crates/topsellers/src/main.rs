@@ -19,6 +19,7 @@ mod config;
 mod demo;
 mod http_sink;
 mod ledger;
+mod live_archive;
 mod node;
 mod publish;
 mod replay;
@@ -252,9 +253,10 @@ fn run(cli: Cli) -> Result<()> {
             let metrics = Arc::new(topsellers_server::Metrics::new());
             let results =
                 topsellers_server::Results::with_currency_decimals(config.limits.price_decimals);
-            let core = node::NodeCore::open(&config, metrics.clone())?;
+            let mut core = node::NodeCore::open(&config, metrics.clone())?;
+            let archive = core.bind_live_archive(&config)?;
             runtime()?.block_on(async {
-                let running = serve::RunningNode::start(&config, core, results, metrics);
+                let running = serve::RunningNode::start(&config, core, archive, results, metrics)?;
                 serve::serve_until(&config, running, serve::shutdown_signal()).await
             })
         }

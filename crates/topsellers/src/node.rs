@@ -16,7 +16,7 @@ use topsellers_engine::{Admission, Engine, EngineConfig};
 use topsellers_ingest::{Parsed, SkipReason};
 use topsellers_model::{DeadLetter, LogRecord, RejectReason, Snapshot};
 use topsellers_server::{Metrics, Results};
-use topsellers_store::{DeadLetterFile, EmbeddedStore};
+use topsellers_store::{DeadLetterFile, EmbeddedStore, LogHold};
 
 /// Meta key under which the engine settings the data directory was built with are kept.
 const ENGINE_SETTINGS_KEY: &str = "engine_settings";
@@ -113,6 +113,8 @@ pub struct NodeCore {
     changed_since_snapshot: bool,
     /// Wall time of the oldest append not yet visible in a published snapshot: the start of the freshness lag.
     oldest_unpublished_append_ms: Option<i64>,
+    /// Keeps the log entries the Parquet archive has not published through checkpoints.
+    archive_hold: Option<LogHold>,
 }
 
 impl NodeCore {
@@ -135,6 +137,10 @@ impl NodeCore {
             &data_settings_fingerprint(config),
             "limits.currency, limits.price_decimals and node.idle_advance",
         )?;
+        let archive_hold = match &config.archive {
+            Some(settings) => crate::live_archive::existing_hold(settings, &mut store)?,
+            None => None,
+        };
         let started = Instant::now();
         let (engine, covers_seq, replayed) = recover_engine(&store, &config.engine)
             .with_context(|| format!("cannot recover the aggregator from {}", dir.display()))?;
@@ -163,7 +169,23 @@ impl NodeCore {
             checkpoint_every_records: config.node.checkpoint_every_records,
             changed_since_snapshot: true,
             oldest_unpublished_append_ms: None,
+            archive_hold,
         })
+    }
+
+    /// Binds the `[archive]` to this data directory's log, when configured: from here on, checkpoints keep what the
+    /// archive has not published. Call before accepting anything; start the returned binding once the node runs.
+    pub fn bind_live_archive(
+        &mut self,
+        config: &Config,
+    ) -> Result<Option<crate::live_archive::Binding>> {
+        let Some(settings) = &config.archive else {
+            return Ok(None);
+        };
+        let hold = self.archive_hold.take();
+        let binding = crate::live_archive::bind(settings, &mut self.store, hold)?;
+        self.archive_hold = Some(binding.hold());
+        Ok(Some(binding))
     }
 
     pub fn dead_letter_path(&self) -> std::path::PathBuf {

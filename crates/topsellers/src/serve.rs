@@ -2,37 +2,46 @@
 
 use crate::config::Config;
 use crate::http_sink::NodeSink;
+use crate::live_archive::{Binding, LiveArchive};
 use crate::node::NodeCore;
 use crate::runner::{NodeHandle, NodeThread};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use topsellers_server::{router, serve, AppState, Metrics, Results};
 
-/// A running embedded node: the aggregator thread and what the HTTP server needs.
+/// A running embedded node: the aggregator thread, the live archive when `[archive]` is configured, and what the
+/// HTTP server needs.
 pub struct RunningNode {
     pub thread: NodeThread,
+    pub archive: Option<LiveArchive>,
     pub results: Results,
     pub metrics: Arc<Metrics>,
 }
 
 impl RunningNode {
+    /// Starts the node thread, and the live archive of `archive` (from [`NodeCore::bind_live_archive`]).
     pub fn start(
         config: &Config,
         core: NodeCore,
+        archive: Option<Binding>,
         results: Results,
         metrics: Arc<Metrics>,
-    ) -> RunningNode {
+    ) -> Result<RunningNode> {
+        let archive = archive
+            .map(|binding| binding.start(&config.data_dir, metrics.clone()))
+            .transpose()?;
         let thread = NodeThread::start(
             core,
             results.clone(),
             config.node.clone(),
             config.node.idle_advance,
         );
-        RunningNode {
+        Ok(RunningNode {
             thread,
+            archive,
             results,
             metrics,
-        }
+        })
     }
 
     pub fn handle(&self) -> NodeHandle {
@@ -82,7 +91,15 @@ pub async fn serve_until(
     }
     serve(listener, router(state), stop).await?;
     eprintln!("topsellers: stopping: writing a final checkpoint");
-    tokio::task::spawn_blocking(move || node.thread.shutdown()).await?;
+    let archive = node.archive;
+    tokio::task::spawn_blocking(move || {
+        node.thread.shutdown();
+        // After the node: the log is complete now, and the archive publishes all of it.
+        if let Some(archive) = archive {
+            archive.shutdown();
+        }
+    })
+    .await?;
     Ok(())
 }
 

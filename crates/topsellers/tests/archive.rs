@@ -234,3 +234,234 @@ fn archive_holds_every_event_once_and_no_personal_data() {
         ]
     );
 }
+
+const LIVE_CONFIG: &str = r#"
+[engine]
+allowed_lateness_secs = 86400
+[node]
+idle_advance = false
+# Checkpoints (and log truncations) every few batches: they must keep what the archive has not published.
+checkpoint_interval_secs = 1
+checkpoint_every_records = 1000
+[server]
+auth_token = "live-archive-token"
+[demo]
+# About 2 events a second of event time: 4000 events span three hours, so runs split across hour= folders.
+rate_per_sec = 2.0
+[archive]
+max_file_rows = 700
+max_file_age_secs = 1
+"#;
+
+/// The live archive of `serve`: purchases posted over HTTP while the server aborts itself between publishing a run
+/// of files and committing its position (the window where a careless archive duplicates), and is killed with
+/// SIGKILL mid-stream; restarted each time, with unacknowledged batches resent. After a graceful stop the archive
+/// holds every event the node counted exactly once, in the right dt=/hour=, with no planted personal data.
+#[test]
+fn live_archive_of_serve_holds_every_accepted_event_once_through_kill_9() {
+    if !duckdb_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("archive");
+    let config = work.path().join("live.toml");
+    std::fs::write(
+        &config,
+        format!("{LIVE_CONFIG}dir = \"{}\"\n", archive.display()),
+    )
+    .unwrap();
+    let events = work.path().join("events.jsonl");
+    let out = Command::new(common::bin())
+        .args([
+            "generate",
+            "--events",
+            "4000",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--out")
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    // Planted personal data: an e-mail in a kept field, and keys the event has no place for.
+    let last_time = serde_json::from_str::<Value>(lines.last().unwrap()).unwrap()["time"].clone();
+    lines.push(
+        serde_json::json!({
+            "event_id": "planted-1", "time": last_time, "item_id": "SKU-PLANTED",
+            "item_name": "gift for jane.doe@example.com", "category": "home/kitchen", "quantity": 1,
+            "unit_price": "9.99", "currency": "USD", "customer_name": "PLANTED-CUSTOMER Jane Doe",
+            "email": "jane.doe@example.com", "card_number": "4111 1111 1111 1111", "ip": "203.0.113.9"
+        })
+        .to_string(),
+    );
+    let batches: Vec<String> = lines.chunks(100).map(|c| c.join("\n")).collect();
+    let data_dir = work.path().join("data");
+    let port = common::free_port();
+    let spawn = |abort_after_publishes: Option<u32>| {
+        let mut c = Command::new(common::bin());
+        c.args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if let Some(n) = abort_after_publishes {
+            c.env(
+                "TOPSELLERS_TEST_LIVE_ARCHIVE_ABORT_AFTER_PUBLISHES",
+                n.to_string(),
+            );
+        }
+        let child = c.spawn().unwrap();
+        assert!(
+            common::wait_healthy(port, std::time::Duration::from_secs(30)),
+            "serve did not start"
+        );
+        child
+    };
+    let post = |batch: &str| {
+        common::http(
+            port,
+            "POST",
+            "/v1/purchases",
+            &[
+                ("Authorization", "Bearer live-archive-token"),
+                ("Content-Type", "application/x-ndjson"),
+            ],
+            batch.as_bytes(),
+        )
+        .is_ok_and(|r| {
+            assert!(
+                r.status == 200 || r.status >= 500,
+                "{}: {}",
+                r.status,
+                r.body
+            );
+            r.status == 200
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+
+    // 1. The server aborts itself after its third run of files is published, before the run is committed.
+    let mut server = spawn(Some(3));
+    let mut next = 0;
+    while server.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the archive never published 3 runs"
+        );
+        if next < batches.len() / 2 && post(&batches[next]) {
+            next += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let position_dir = archive.join("_topsellers");
+    let position = std::fs::read_dir(&position_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&position).unwrap()).unwrap();
+    assert!(
+        !stored["publishing"].is_null(),
+        "the abort was meant to land between publishing and committing: {stored}"
+    );
+
+    // 2. Restarted (the interrupted run is republished), then killed with SIGKILL mid-stream.
+    let mut server = spawn(None);
+    let kill_at = next + (batches.len() - next) / 2;
+    while next < kill_at {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "posting stalled at batch {next}"
+        );
+        if post(&batches[next]) {
+            next += 1;
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500)); // a run or two gets published meanwhile
+    if post(&batches[next]) {
+        next += 1;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    // 3. Restarted again; the rest (the batch in flight at the kill resent: ids make that harmless), then a
+    // graceful stop, which archives what the log still holds.
+    let mut server = spawn(None);
+    while next < batches.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "posting stalled at batch {next}"
+        );
+        if post(&batches[next]) {
+            next += 1;
+        }
+    }
+    common::terminate(&mut server);
+
+    let out = common::run(&["results", "--n", "1"], &config, &data_dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let counted = serde_json::from_slice::<Value>(&out.stdout).unwrap()["events_counted"]
+        .as_u64()
+        .unwrap();
+    assert!(counted > 3500, "the node counted only {counted} events");
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&position).unwrap()).unwrap();
+    assert!(stored["publishing"].is_null(), "{stored}");
+    let files = files_under(&archive);
+    assert!(
+        files
+            .iter()
+            .all(|f| f.ends_with(".parquet") || f.starts_with("_topsellers/")),
+        "temporary or unexpected files: {files:?}"
+    );
+    let hours: std::collections::BTreeSet<&str> = files
+        .iter()
+        .filter_map(|f| f.rsplit_once('/').map(|(d, _)| d))
+        .collect();
+    assert!(
+        hours.len() >= 3,
+        "expected several hour= folders: {hours:?}"
+    );
+
+    let got = read_back(&archive);
+    eprintln!("duckdb: {got}; the node counted {counted}");
+    assert_eq!(
+        got["rows"].as_u64(),
+        Some(counted),
+        "every accepted event exactly once"
+    );
+    assert_eq!(
+        got["distinct_ids"].as_u64(),
+        Some(counted),
+        "no event twice"
+    );
+    assert_eq!(got["null_ids"], 0);
+    assert_eq!(got["misplaced"], 0, "rows in the wrong dt=/hour= partition");
+    assert_eq!(got["leaks"], 0, "personal data in the archive");
+    assert_eq!(
+        got["redacted"], 1,
+        "the planted e-mail is redacted, its event kept"
+    );
+}
