@@ -163,7 +163,10 @@ struct Shared {
 
 impl Shared {
     fn parser(&self, source: String) -> io::Result<Log4j2Parser> {
-        let mut parser = Log4j2Parser::new(&self.config, &self.limits, 0)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut parser = Log4j2Parser::new(&self.config, &self.limits, now)
             .map_err(|e| io::Error::other(format!("agent.log4j2: {e}")))?;
         parser.set_source(source);
         Ok(parser)

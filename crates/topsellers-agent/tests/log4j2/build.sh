@@ -19,5 +19,12 @@ for tool in java mvn; do
     exit 1
   fi
 done
-mvn -q -B -Dstyle.color=never package >&2
+# Quiet: Maven's output is shown only when the build fails.
+log="$(mktemp)"
+if ! mvn -q -B -Dstyle.color=never package >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
 echo "$PWD/target/log4j2-shop.jar"

@@ -94,15 +94,18 @@ pub fn wait_listening(port: u16, within: Duration) -> bool {
 
 /// `topsellers results` of a data directory (also beside a running server), without the version.
 pub fn results(config: &Path, dir: &Path) -> Value {
+    try_results(config, dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`results`], or the error (a node that has written no results yet, say).
+pub fn try_results(config: &Path, dir: &Path) -> Result<Value, String> {
     let out = run(&["results", "--n", "100"], config, dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
     let mut v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v.as_object_mut().unwrap().remove("version");
-    v
+    Ok(v)
 }
 
 /// The results of one clean replay of `lines` (canonical purchases) into a fresh data directory.
@@ -133,7 +136,7 @@ pub fn wait_for_results(
 ) {
     let deadline = Instant::now() + within;
     loop {
-        if results(config, dir) == *expected {
+        if try_results(config, dir).is_ok_and(|r| r == *expected) {
             return;
         }
         assert!(
