@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `topsellers batch` over the Online Retail rows in PostgreSQL, beside DuckDB (and Apache Spark when pyspark is
 # installed) computing the top-100 per country from the same rows exported as Parquet, in the same run.
-# Usage: bench/batch.sh   (needs ./scripts/services.sh start postgres, python3 with duckdb; ../shared/data)
+# Usage: bench/batch.sh   (needs ./scripts/services.sh start postgres, python3 with duckdb, and pyspark for Spark;
+# ../shared/data)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(./scripts/services.sh env)"
@@ -73,7 +74,9 @@ for i in range(3):
     print(f"    duckdb (2 threads, all-time top 100 per country from Parquet): {s:.3f} s, {rows/s:.0f} rows/s, {n} ranked rows")
 PY
 if python3 -c "import pyspark" 2>/dev/null; then
-  echo "==> Spark local[2]"; python3 /work/shared/bench/spark_batch_top.py "$WORK/rows.parquet" || true
+  echo "==> Spark local[2] on the same Parquet (its log: $WORK/spark.log, shown on failure)"
+  SPARK_LOCAL_IP=127.0.0.1 python3 bench/spark_batch_top.py "$WORK/rows.parquet" 2>"$WORK/spark.log" \
+    || { cat "$WORK/spark.log"; exit 1; }
 else
-  echo "==> Spark: pyspark is not installed; skipped"
+  echo "==> Spark: pyspark is not installed (pip install pyspark; Java 17); skipped"
 fi
