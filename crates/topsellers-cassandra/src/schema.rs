@@ -213,11 +213,20 @@ impl Migrator<'_> {
             SerialConsistency::LocalSerial => Consistency::LocalSerial,
             _ => Consistency::Serial,
         });
-        let rows = self
-            .session
-            .query_unpaged(stmt, (COMPONENT,))
-            .await
-            .map_err(|e| driver_error(self.store, Op::Schema, e))?;
+        // Even one node lists a table another process is creating in system_schema.tables a moment
+        // before it answers queries on it ("table schema_version does not exist", seen in CI with three
+        // processes opening a new keyspace at once): wait that moment out.
+        let mut attempts = 0;
+        let rows = loop {
+            match self.session.query_unpaged(stmt.clone(), (COMPONENT,)).await {
+                Ok(rows) => break rows,
+                Err(e) if attempts < 25 && e.to_string().contains("does not exist") => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(driver_error(self.store, Op::Schema, e)),
+            }
+        };
         let row = rows
             .into_rows_result()
             .map_err(|e| driver_error(self.store, Op::Schema, e))?
