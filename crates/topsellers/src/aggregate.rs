@@ -9,7 +9,11 @@ use std::time::Duration;
 use topsellers_kafka::aggregator::{self, AggregatorOptions, AggregatorStats};
 
 pub fn run(config: &Config, stop: Arc<AtomicBool>) -> Result<()> {
-    let store = crate::cluster::open_store(config)?;
+    // A store that is down at start-up is waited for, as Kafka is: aggregators started together with
+    // their store (or restarted while it restarts) come up by themselves.
+    let Some(store) = crate::cluster::open_store_waiting(config, &stop)? else {
+        return Ok(());
+    };
     let options = AggregatorOptions {
         engine: config.engine.clone(),
         limits: config.limits.clone(),

@@ -3,7 +3,7 @@
 //! version moved), and answers every request from memory: when the store is unreachable it keeps serving the
 //! last results.
 
-use crate::cluster::{open_store, ResultsFollower};
+use crate::cluster::{open_store_waiting, ResultsFollower};
 use crate::config::Config;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -11,7 +11,14 @@ use std::time::{Duration, Instant};
 use topsellers_server::{router, serve, AppState, Metrics, Results};
 
 pub async fn run(config: Config) -> Result<()> {
-    let store = open_store(&config)?;
+    // Waits while the store is unreachable (the aggregators do the same); until then there is nothing to serve.
+    let opening = config.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        open_store_waiting(&opening, &std::sync::atomic::AtomicBool::new(false))
+    })
+    .await
+    .context("opening the results store failed")??
+    .context("opening the results store was stopped")?;
     let results = Results::with_currency_decimals(config.limits.price_decimals);
     let metrics = Arc::new(Metrics::new());
     let follower = ResultsFollower::new(store);
@@ -68,9 +75,10 @@ async fn refresh_loop(follower: ResultsFollower, results: Results, every: Durati
             Ok(Ok(None)) => results.refreshed(now),
             Ok(Err(e)) => {
                 // The results stay served, marked stale (X-Results-Stale, /readyz) until a refresh succeeds.
-                results.refresh_failed(now, &format!("{e:#}"));
+                let reason = crate::error_chain(&e);
+                results.refresh_failed(now, &reason);
                 if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-                    tracing::warn!("results store: {e:#} (serving the last results meanwhile)");
+                    tracing::warn!("results store: {reason} (serving the last results meanwhile)");
                     last_error_log = Some(Instant::now());
                 }
             }

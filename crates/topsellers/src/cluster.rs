@@ -3,14 +3,14 @@
 
 use crate::config::Config;
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use topsellers_cassandra::CassandraPartitionStore;
 use topsellers_model::{merge_snapshots, Snapshot};
 use topsellers_redis::RedisPartitionStore;
 use topsellers_store::partitions::SqlitePartitionStore;
-use topsellers_store::{PartitionStore, ResultsMark};
+use topsellers_store::{PartitionStore, ResultsMark, StoreError};
 
 /// A parsed `cluster.results_store`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,12 +72,71 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn PartitionStore>> {
     }
 }
 
+/// [`open_store`], waiting while the store is unreachable (down, restarting, not yet listening) as the
+/// Kafka side waits for its brokers: with a warning and growing pauses (up to 10 s), until it answers or
+/// `stop` is raised (`Ok(None)`). Any other failure (bad settings, refused credentials, a schema from a
+/// newer version) is returned at once: waiting would not fix it.
+pub fn open_store_waiting(
+    config: &Config,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Option<Arc<dyn PartitionStore>>> {
+    let mut pause = std::time::Duration::from_millis(500);
+    loop {
+        match open_store(config) {
+            Ok(store) => return Ok(Some(store)),
+            Err(e) if store_unreachable(&e) => {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                tracing::warn!(target: "topsellers", "{}; retrying in {pause:?}", crate::error_chain(&e));
+                let until = std::time::Instant::now() + pause;
+                while std::time::Instant::now() < until {
+                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                pause = (pause * 2).min(std::time::Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether an error of opening a store may pass by itself: the store did not answer, or answered that it
+/// is busy.
+fn store_unreachable(error: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::*;
+    error
+        .chain()
+        .any(|cause| match cause.downcast_ref::<StoreError>() {
+            Some(StoreError::Io { source, .. }) => matches!(
+                source.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | TimedOut
+                    | HostUnreachable
+                    | NetworkUnreachable
+                    | Interrupted
+                    | WouldBlock
+            ),
+            Some(StoreError::Locked { .. }) => true,
+            _ => false,
+        })
+}
+
 /// Keeps the newest results of every partition and merges them, loading only partitions whose results
 /// version changed since the last refresh: a refresh is one small query when nothing changed.
 pub struct ResultsFollower {
     store: Arc<dyn PartitionStore>,
     parts: BTreeMap<u32, (ResultsMark, Snapshot)>,
     merged_version: u64,
+    /// Partitions held here whose results the store no longer lists (its data was lost, e.g. Redis
+    /// restarted without persistence). Their next results are taken whatever their version: the
+    /// lineage started again, so "older than what we hold" no longer means a lagging replica.
+    lost: BTreeSet<u32>,
 }
 
 impl ResultsFollower {
@@ -86,6 +145,7 @@ impl ResultsFollower {
             store,
             parts: BTreeMap::new(),
             merged_version: 0,
+            lost: BTreeSet::new(),
         }
     }
 
@@ -94,18 +154,40 @@ impl ResultsFollower {
     }
 
     /// Asks the store what changed; returns a new merged snapshot when anything did.
+    ///
+    /// A store that no longer lists results this server holds is an error, not "nothing changed": the
+    /// held results stay served, marked stale (with the reason in `/readyz`), until every such partition
+    /// has results again.
     pub fn refresh(&mut self, now_ms: i64) -> Result<Option<Snapshot>> {
         let marks = self.store.result_versions()?;
+        let listed: BTreeSet<u32> = marks.iter().map(|m| m.partition).collect();
+        let vanished: Vec<u32> = self
+            .parts
+            .keys()
+            .filter(|p| !listed.contains(p))
+            .copied()
+            .collect();
+        if !vanished.is_empty() {
+            self.lost.extend(&vanished);
+            bail!(
+                "{} no longer has results for partition(s) {vanished:?}, which this server holds: its data \
+                 was lost (e.g. Redis restarted without persistence) or the namespace was dropped; serving the \
+                 last results held until the aggregators have written those partitions again",
+                self.store.describe()
+            );
+        }
         let mut changed = false;
         for mark in marks {
             let known = self.parts.get(&mark.partition).map(|(m, _)| m.version);
-            if known == Some(mark.version) {
+            if known == Some(mark.version) && !self.lost.contains(&mark.partition) {
                 continue;
             }
             if let Some(results) = self.store.load_results(mark.partition)? {
                 let loaded = results.mark(mark.partition);
-                // A mark older than what we hold (read from a lagging replica) is no news.
-                if known.is_some_and(|v| v >= loaded.version) {
+                // A mark older than what we hold (read from a lagging replica) is no news, unless the store
+                // lost the partition's results and they start again.
+                let restarted = self.lost.remove(&mark.partition);
+                if !restarted && known.is_some_and(|v| v >= loaded.version) {
                     continue;
                 }
                 self.parts
@@ -118,8 +200,14 @@ impl ResultsFollower {
         }
         let snapshots: Vec<Snapshot> = self.parts.values().map(|(_, s)| s.clone()).collect();
         // Each partition's version only grows, so their sum does too: a version that orders merged snapshots
-        // across API servers without any coordination between them.
-        let version: u64 = self.parts.values().map(|(m, _)| m.version).sum();
+        // across API servers without any coordination between them. Only a store that lost results makes a
+        // sum go down; the merged version still moves up, so no ETag ever names two different answers.
+        let sum: u64 = self.parts.values().map(|(m, _)| m.version).sum();
+        let version = if sum > self.merged_version {
+            sum
+        } else {
+            self.merged_version + 1
+        };
         self.merged_version = version;
         let merged = merge_snapshots(&snapshots, version, now_ms)
             .context("the partitions' results cannot be merged")?;
@@ -132,5 +220,115 @@ impl ResultsFollower {
             .iter()
             .map(|(p, (m, _))| (*p, m.next_offset))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use topsellers_store::{
+        Claim, PartitionCheckpoint, PartitionResults, StoreBinding, StoreError,
+    };
+
+    /// Results a test sets directly: the follower only lists and loads.
+    #[derive(Default)]
+    struct ListedResults(Mutex<BTreeMap<u32, PartitionResults>>);
+
+    impl ListedResults {
+        fn set(&self, partition: u32, version: u64) {
+            let snapshot = Snapshot {
+                version,
+                as_of_ms: 0,
+                watermark_ms: 0,
+                computed_at_ms: 0,
+                currency: "EUR".into(),
+                top_k: 10,
+                windows: Vec::new(),
+                lists: BTreeMap::new(),
+                events_counted: version,
+            };
+            let results = PartitionResults {
+                next_offset: version as i64,
+                snapshot,
+            };
+            self.0.lock().unwrap().insert(partition, results);
+        }
+
+        fn lose_everything(&self) {
+            self.0.lock().unwrap().clear();
+        }
+    }
+
+    impl PartitionStore for ListedResults {
+        fn bind(&self, _: &StoreBinding) -> Result<(), StoreError> {
+            unreachable!("followers do not bind")
+        }
+        fn claim(&self, _: u32) -> Result<Claim, StoreError> {
+            unreachable!("followers do not claim")
+        }
+        fn save_checkpoint(
+            &self,
+            _: u32,
+            _: u64,
+            _: &PartitionCheckpoint,
+            _: &PartitionResults,
+        ) -> Result<(), StoreError> {
+            unreachable!("followers do not save")
+        }
+        fn save_results(&self, _: u32, _: u64, _: &PartitionResults) -> Result<(), StoreError> {
+            unreachable!("followers do not save")
+        }
+        fn result_versions(&self) -> Result<Vec<ResultsMark>, StoreError> {
+            let held = self.0.lock().unwrap();
+            Ok(held.iter().map(|(p, r)| r.mark(*p)).collect())
+        }
+        fn load_results(&self, partition: u32) -> Result<Option<PartitionResults>, StoreError> {
+            Ok(self.0.lock().unwrap().get(&partition).cloned())
+        }
+        fn describe(&self) -> String {
+            "the test store".into()
+        }
+    }
+
+    /// QA: a Redis restarted without persistence came back empty and the API servers called their old results
+    /// fresh.
+    #[test]
+    fn a_store_that_lost_results_is_an_error_until_they_are_back() {
+        let store = Arc::new(ListedResults::default());
+        let mut follower = ResultsFollower::new(store.clone());
+        store.set(0, 40);
+        store.set(1, 60);
+        let first = follower.refresh(1).unwrap().expect("new results");
+        assert_eq!(first.version, 100);
+        assert!(follower.refresh(2).unwrap().is_none(), "nothing changed");
+
+        store.lose_everything();
+        let err = format!("{:#}", follower.refresh(3).unwrap_err());
+        assert!(
+            err.contains("the test store no longer has results for partition(s) [0, 1]"),
+            "{err}"
+        );
+        // Partly back: still an error, the missing one named.
+        store.set(0, 2);
+        let err = format!("{:#}", follower.refresh(4).unwrap_err());
+        assert!(err.contains("partition(s) [1]"), "{err}");
+
+        // Back with versions below the ones held: taken (the lineage restarted), and the merged version
+        // still moves up.
+        store.set(1, 3);
+        let back = follower.refresh(5).unwrap().expect("the restarted results");
+        assert_eq!(back.events_counted, 5);
+        assert!(
+            back.version > first.version,
+            "{} after {}",
+            back.version,
+            first.version
+        );
+        assert_eq!(follower.offsets(), BTreeMap::from([(0, 2), (1, 3)]));
+
+        // From then on the usual rule again: an older mark is a lagging replica, no news.
+        store.set(1, 2);
+        assert!(follower.refresh(6).unwrap().is_none());
     }
 }

@@ -363,10 +363,13 @@ fn name_env_sources(errors: &mut [String], env: &[(String, String)]) {
             continue;
         };
         let key = path.to_ascii_lowercase().replace("__", ".");
+        // `TOPSELLERS_ENGIN__WINDOWS` makes a top-level key `engin`, reported on its own.
+        let top = key.split('.').next().unwrap_or_default();
         for e in errors.iter_mut() {
             let mentions = e.starts_with(&format!("{key}:"))
                 || e.starts_with(&format!("{key} "))
-                || e.contains(&format!(" {key} "));
+                || e.contains(&format!(" {key} "))
+                || e.starts_with(&format!("unknown key {top:?} at the top level"));
             if mentions && !e.contains(var.as_str()) {
                 e.push_str(&format!(
                     " (the value comes from the environment variable {var})"
@@ -550,5 +553,31 @@ mod tests {
         assert_eq!(c.server.listen, "127.0.0.1:9999");
         assert!(!c.node.idle_advance);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    /// QA: a misspelt section in an override was reported as a top-level key with no word of where it came from.
+    #[test]
+    fn errors_name_the_environment_variable_they_come_from() {
+        let env = vec![
+            (
+                "TOPSELLERS_ENGIN__WINDOWS".to_string(),
+                "[\"1h\"]".to_string(),
+            ),
+            (
+                "TOPSELLERS_ENGINE__WINDOWZ".to_string(),
+                "[\"1h\"]".to_string(),
+            ),
+        ];
+        let msg = Config::from_toml_str("t", "", &env)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "unknown key \"engin\" at the top level",
+            "environment variable TOPSELLERS_ENGIN__WINDOWS",
+            "engine.windowz is not a known key",
+            "environment variable TOPSELLERS_ENGINE__WINDOWZ",
+        ] {
+            assert!(msg.contains(needle), "missing {needle} in:\n{msg}");
+        }
     }
 }

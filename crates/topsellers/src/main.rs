@@ -58,7 +58,9 @@ struct Cli {
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Log filter, e.g. `info`, `debug`, `topsellers=debug` (also RUST_LOG).
-    #[arg(long, global = true, default_value = "info")]
+    /// The Cassandra driver's own logs are off by default (`scylla=off`): topsellers reports what failed
+    /// and the fix itself; `--log info,scylla=info` brings them back.
+    #[arg(long, global = true, default_value = "info,scylla=off")]
     log: String,
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
@@ -201,9 +203,26 @@ fn main() {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
     if let Err(e) = run(cli) {
-        eprintln!("topsellers: error: {e:#}");
+        eprintln!("topsellers: error: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, `: `-separated like `{:#}`, without a cause whose text the message before it
+/// already ends with (errors that print their source, as most store errors do, would show it twice).
+pub(crate) fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let line = cause.to_string();
+        if text.ends_with(&line) || text.contains(&format!("{line}; ")) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&line);
+    }
+    text
 }
 
 fn init_logging(filter: &str, json: bool) {
