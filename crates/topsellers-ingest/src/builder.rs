@@ -233,7 +233,8 @@ impl RecordBuilder {
     }
 
     /// Refuses text times without a UTC offset (`2026-11-10 11:35:00`) instead of reading them in
-    /// `input.time_zone`: for the canonical (HTTP) shape, where no zone was configured.
+    /// `input.time_zone`: for the canonical (HTTP, Kafka) shape, where no zone was configured and no
+    /// mapping either (so messages do not send the user to `input.fields`).
     pub(crate) fn require_time_offset(&mut self) {
         self.require_time_offset = true;
         self.time.require_offset();
@@ -263,10 +264,14 @@ impl RecordBuilder {
                 field,
                 RejectReason::InvalidField,
                 format!(
-                    "{} looks like personal data ({}), which an id must not carry; map a product code or order id to input.fields.{} and keep personal data out of ids",
+                    "{} looks like personal data ({}), which an id must not carry; {} a product code or order id and keep personal data out of ids",
                     self.name(field),
                     kind.description(),
-                    field.config_key()
+                    if self.require_time_offset {
+                        format!("send {} as", field.config_key())
+                    } else {
+                        format!("map input.fields.{} to", field.config_key())
+                    }
                 ),
             )),
         }
@@ -364,6 +369,16 @@ impl RecordBuilder {
         }
     }
 
+    /// Where a mapped input's user looks for a field; nothing for the canonical shape (HTTP, Kafka),
+    /// whose keys are fixed and named in the message already.
+    fn mapping_hint(&self, field: Field) -> String {
+        if self.require_time_offset {
+            String::new()
+        } else {
+            format!(" (check input.fields.{})", field.config_key())
+        }
+    }
+
     fn name(&self, field: Field) -> &str {
         self.field_name(field).unwrap_or(field.config_key())
     }
@@ -433,9 +448,9 @@ impl RecordBuilder {
                 field,
                 RejectReason::MissingField,
                 format!(
-                    "{} is missing or empty; every record needs {expected} (check input.fields.{})",
+                    "{} is missing or empty; every record needs {expected}{}",
                     self.name(field),
-                    field.config_key()
+                    self.mapping_hint(field)
                 ),
             )
         })
@@ -496,8 +511,9 @@ impl RecordBuilder {
                 Field::Time,
                 RejectReason::MissingField,
                 format!(
-                    "{} is missing or empty; every record needs the time of the purchase (check input.fields.time)",
-                    self.name(Field::Time)
+                    "{} is missing or empty; every record needs the time of the purchase{}",
+                    self.name(Field::Time),
+                    self.mapping_hint(Field::Time)
                 ),
             )
         })?;

@@ -18,6 +18,12 @@ fn ndjson_array_and_single_object_bodies() {
         Some("quantity"),
     );
     assert_eq!(missing.source, "http");
+    // QA: the canonical shape has no mapping to check; the hint sent users to input.fields.
+    assert!(
+        !missing.message.contains("input.fields"),
+        "{}",
+        missing.message
+    );
     assert_letter(&parsed, "record 3", RejectReason::Malformed, None);
 
     let array = format!("[{GOOD}, 7, {GOOD}]");
