@@ -22,9 +22,15 @@ pub struct CategoryPath(String);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CategoryError {
-    #[error("category path is {len} bytes long; at most {MAX_CATEGORY_LEN} are allowed")]
+    #[error(
+        "category path is {len} bytes long, more than the {MAX_CATEGORY_LEN} allowed; send the category's path \
+         (e.g. \"home/kitchen\"), not a description, and check that the mapping points at the category field"
+    )]
     TooLong { len: usize },
-    #[error("category path has {depth} levels; at most {MAX_CATEGORY_DEPTH} are allowed")]
+    #[error(
+        "category path has {depth} levels, more than the {MAX_CATEGORY_DEPTH} allowed; send a shorter path \
+         (levels are separated by '/'), or check that the field holds a category"
+    )]
     TooDeep { depth: usize },
     #[error("category path contains a control character; use printable text separated by '/'")]
     ControlCharacter,
