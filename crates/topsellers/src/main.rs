@@ -200,6 +200,14 @@ enum Command {
 }
 
 fn main() {
+    // clap would say "a value is required for '--config'" without naming the variable that gave it.
+    if std::env::var_os("TOPSELLERS_CONFIG").is_some_and(|v| v.is_empty()) {
+        eprintln!(
+            "topsellers: error: the environment variable TOPSELLERS_CONFIG is set but empty; set it to the path of \
+             a config file, or unset it to use --config or the defaults"
+        );
+        std::process::exit(2);
+    }
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_json);
     if let Err(e) = run(cli) {
