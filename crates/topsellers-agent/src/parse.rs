@@ -5,6 +5,7 @@
 use crate::config::{FileSource, LineFormat};
 use crate::customer_key::{CustomerKey, CustomerKeyer};
 use crate::raw::RawLine;
+use json_select::Wanted;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use topsellers_ingest::{
@@ -12,6 +13,8 @@ use topsellers_ingest::{
     RecordBuilder, Redactions,
 };
 use topsellers_model::{DeadLetter, RejectReason, TimestampMs};
+
+mod json_select;
 
 /// Parses the lines of one [`FileSource`]; build once per source and reuse.
 pub struct LineParser {
@@ -21,6 +24,8 @@ pub struct LineParser {
     keys: Vec<(Field, String, Vec<String>)>,
     /// `[agent.customer_key]`, when configured: the customer id's key, split at dots, and the keyer.
     customer: Option<CustomerField>,
+    /// The JSON keys kept while parsing (every mapped name, the customer id's): the rest is skipped unread.
+    wanted: Wanted,
 }
 
 struct CustomerField {
@@ -43,7 +48,7 @@ impl LineParser {
             ..InputConfig::default()
         };
         let builder = RecordBuilder::new(format!("agent:{}", source.path), &input, limits, now_ms)?;
-        let keys = Field::ALL
+        let keys: Vec<(Field, String, Vec<String>)> = Field::ALL
             .iter()
             .filter_map(|&f| {
                 let name = builder.field_name(f)?;
@@ -54,17 +59,25 @@ impl LineParser {
                 ))
             })
             .collect();
+        let wanted = Wanted::new(keys.iter().map(|(_, name, _)| name.as_str()));
         Ok(LineParser {
             format: source.format,
             builder,
             keys,
             customer: None,
+            wanted,
         })
     }
 
     /// Also reads the customer id from `field` (one more allow-listed key) and turns it into a
     /// [`CustomerKey`]; the id itself is never kept.
     pub fn with_customer_key(mut self, field: &str, keyer: CustomerKeyer) -> LineParser {
+        self.wanted = Wanted::new(
+            self.keys
+                .iter()
+                .map(|(_, name, _)| name.as_str())
+                .chain([field]),
+        );
         self.customer = Some(CustomerField {
             name: field.to_string(),
             segments: field.split('.').map(str::to_string).collect(),
@@ -152,9 +165,8 @@ impl LineParser {
                 "the line holds no JSON object; log each purchase as a JSON object (after the layout's prefix, if any)".into(),
             ), None);
         };
-        let object = match serde_json::from_str::<Value>(text[start..].trim_end()) {
-            Ok(Value::Object(o)) => o,
-            Ok(_) => unreachable!("a JSON text starting with '{{' is an object"),
+        let object = match self.wanted.parse(text[start..].trim_end()) {
+            Ok(o) => o,
             // serde_json's messages name the position and the kind of mistake, never the content.
             Err(e) => {
                 return (self.reject(

@@ -5,7 +5,7 @@ use crate::customer_key::CustomerKey;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
-use topsellers_model::PurchaseEvent;
+use topsellers_model::{PurchaseEvent, TimestampMs};
 
 /// What the agent sends: a scrubbed event and, only when `[agent.customer_key]` is configured, the keyed hash of
 /// its customer id (never the id).
@@ -179,35 +179,44 @@ pub fn encode_canonical_keyed(
     price_decimals: u32,
     out: &mut Vec<u8>,
 ) {
-    let mut o = serde_json::Map::new();
-    if let Some(id) = &e.event_id {
-        o.insert("event_id".into(), id.clone().into());
-    }
-    o.insert("time".into(), e.event_time_ms.into());
-    if let Some(t) = e.original_time_ms {
-        o.insert("original_time".into(), t.into());
-    }
-    o.insert("item_id".into(), e.item_id.clone().into());
-    if let Some(n) = &e.item_name {
-        o.insert("item_name".into(), n.clone().into());
-    }
-    if !e.category.as_str().is_empty() {
-        o.insert("category".into(), e.category.as_str().into());
-    }
-    o.insert("quantity".into(), e.quantity.into());
-    o.insert(
-        "unit_price".into(),
-        decimal(e.unit_price_minor, price_decimals).into(),
-    );
-    o.insert("currency".into(), e.currency.clone().into());
-    if let Some(c) = &e.country {
-        o.insert("country".into(), c.clone().into());
-    }
-    if let Some(k) = customer_key {
-        o.insert("customer_key".into(), k.as_str().into());
-    }
-    serde_json::to_writer(&mut *out, &serde_json::Value::Object(o)).expect("writing to a Vec");
+    let line = Canonical {
+        event_id: e.event_id.as_deref(),
+        time: e.event_time_ms,
+        original_time: e.original_time_ms,
+        item_id: &e.item_id,
+        item_name: e.item_name.as_deref(),
+        category: e.category.as_str(),
+        quantity: e.quantity,
+        unit_price: decimal(e.unit_price_minor, price_decimals),
+        currency: &e.currency,
+        country: e.country.as_deref(),
+        customer_key: customer_key.map(CustomerKey::as_str),
+    };
+    serde_json::to_writer(&mut *out, &line).expect("writing to a Vec");
     out.push(b'\n');
+}
+
+/// The canonical line, serialized straight from the event's fields (a `serde_json::Map` per event cost a map node
+/// and a copied string per field).
+#[derive(serde::Serialize)]
+struct Canonical<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a str>,
+    time: TimestampMs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_time: Option<TimestampMs>,
+    item_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    category: &'a str,
+    quantity: i64,
+    unit_price: String,
+    currency: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_key: Option<&'a str>,
 }
 
 fn decimal(minor: i64, decimals: u32) -> String {
