@@ -71,6 +71,8 @@ pub struct ArchiveSettings {
     pub max_file_bytes: u64,
     /// ... or when its oldest buffered event was added this long ago (wall clock).
     pub max_file_age_secs: u64,
+    /// The consumer group of `topsellers archive --from kafka` (its own, apart from the aggregators').
+    pub kafka_group_id: String,
 }
 
 impl Default for ArchiveSettings {
@@ -80,6 +82,7 @@ impl Default for ArchiveSettings {
             max_file_rows: 1_000_000,
             max_file_bytes: 128 * 1024 * 1024,
             max_file_age_secs: 300,
+            kafka_group_id: "topsellers-archive".into(),
         }
     }
 }
@@ -100,6 +103,12 @@ impl ArchiveSettings {
                 "max_file_bytes is {}; use at least 1024 (134217728 is the default)",
                 self.max_file_bytes
             ));
+        }
+        if self.kafka_group_id.trim().is_empty() {
+            problems.push(
+                "kafka_group_id is empty; name the archive's own consumer group (topsellers-archive is the default)"
+                    .into(),
+            );
         }
         if self.max_file_age_secs == 0 {
             problems.push(

@@ -60,6 +60,22 @@ impl PositionFile {
         }
     }
 
+    /// The stored position of `stream`, or a position file not yet written when there is none (its first save is the
+    /// first [`PositionFile::begin`]): for a stream whose start comes from elsewhere (a Kafka group's offsets).
+    pub fn open(dir: &Path, stream: &str) -> Result<(PositionFile, bool), ArchiveError> {
+        let path = Self::path_of(dir, stream);
+        Ok(match Self::read(dir, stream)? {
+            Some(current) => (PositionFile { path, current }, true),
+            None => (
+                PositionFile {
+                    path,
+                    current: StreamPosition::default(),
+                },
+                false,
+            ),
+        })
+    }
+
     /// The stored position of `stream`, or `None` when the archive has none.
     pub fn read(dir: &Path, stream: &str) -> Result<Option<StreamPosition>, ArchiveError> {
         let path = Self::path_of(dir, stream);
@@ -90,7 +106,7 @@ impl PositionFile {
 
     /// Step 1: the run `[first, last]` is about to be published.
     pub fn begin(&mut self, first: u64, last: u64) -> Result<(), ArchiveError> {
-        debug_assert!(first > self.current.archived_through && last >= first);
+        debug_assert!(last >= first);
         self.save(StreamPosition {
             archived_through: self.current.archived_through,
             publishing: Some((first, last)),

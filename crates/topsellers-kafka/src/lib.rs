@@ -5,6 +5,7 @@
 //! - [`aggregator`]: a member of the aggregators' consumer group. Each partition it owns has its own engine,
 //!   checkpointed together with the partition's offset in a [`PartitionStore`](topsellers_store::PartitionStore);
 //!   a partition that moves resumes exactly where its results stand.
+//! - [`archiver`]: `topsellers archive --from kafka`, the topic as Parquet files, by a consumer group of its own.
 //! - [`wire`]: what a message looks like (canonical JSON, so outside producers such as `kcat` can write it).
 //!
 //! Why item id is the key: every item lives in exactly one partition, so the per-partition top lists merge
@@ -13,6 +14,7 @@
 
 pub mod admin;
 pub mod aggregator;
+pub mod archiver;
 mod publisher;
 pub mod settings;
 pub mod wire;
@@ -37,4 +39,6 @@ pub enum KafkaPathError {
     Store(#[from] topsellers_store::StoreError),
     #[error("{0}")]
     Config(String),
+    #[error("archive: {0}")]
+    Archive(String),
 }

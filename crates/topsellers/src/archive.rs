@@ -200,3 +200,41 @@ fn head_hash(path: &Path) -> Result<u64> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(xxhash_rust::xxh3::xxh3_64(&head))
 }
+
+/// `topsellers archive --from kafka`: the `[kafka]` topic into the archive until `stop` (see
+/// `topsellers_kafka::archiver` for the exactly-once protocol).
+pub fn run_from_kafka(
+    config: &Config,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<()> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let defaults = ArchiveSettings::default();
+    let settings = config.archive.as_ref().unwrap_or(&defaults);
+    eprintln!(
+        "topsellers: archiving topic {} at {} to {} as a member of group {} (until Ctrl-C)",
+        config.kafka.topic,
+        config.kafka.bootstrap_servers,
+        settings.dir.display(),
+        settings.kafka_group_id
+    );
+    let stats = std::sync::Arc::new(topsellers_kafka::archiver::ArchiverStats::default());
+    let outcome = topsellers_kafka::archiver::run(
+        &config.kafka,
+        settings,
+        &config.limits,
+        stats.clone(),
+        stop,
+    );
+    eprintln!(
+        "topsellers: archive stopped: {} messages read, {} events in {} Parquet files ({} runs), {} not on their \
+         item's partition (archived where the aggregators forward them), {} skipped, {} kafka errors",
+        stats.messages.load(Relaxed),
+        stats.events.load(Relaxed),
+        stats.files.load(Relaxed),
+        stats.runs.load(Relaxed),
+        stats.not_home.load(Relaxed),
+        stats.skipped.load(Relaxed),
+        stats.kafka_errors.load(Relaxed)
+    );
+    outcome.context("the Kafka archive stopped")
+}

@@ -75,6 +75,11 @@ enum ReplayTarget {
     Kafka,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ArchiveSource {
+    Kafka,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the embedded pipeline on generated traffic and serve the page and API.
@@ -151,13 +156,17 @@ enum Command {
     Agent,
     /// Write purchase files (parsed and scrubbed as by `replay`) to the [archive] as Parquet, partitioned
     /// dt=/hour=; files already archived are skipped, so running it again over a folder adds only new files.
+    /// With --from kafka, archive the [kafka] topic instead, as a consumer group of its own, until stopped.
     #[command(
-        after_help = "Examples:\n  topsellers archive --config examples/online-retail.toml ../shared/data/online-retail/by-day/"
+        after_help = "Examples:\n  topsellers archive --config examples/online-retail.toml ../shared/data/online-retail/by-day/\n  topsellers archive --from kafka --config cluster.toml   # runs until Ctrl-C / SIGTERM"
     )]
     Archive {
         /// Files, or directories whose purchase files are read in name order.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
         inputs: Vec<PathBuf>,
+        /// Archive the purchases topic of [kafka] instead of files.
+        #[arg(long, value_enum)]
+        from: Option<ArchiveSource>,
     },
     /// Write generated purchases to a file (JSON lines for .jsonl/.ndjson, else CSV), e.g. for benchmarks.
     #[command(
@@ -333,7 +342,11 @@ fn run(cli: Cli) -> Result<()> {
             batch::run(&config, show)
         }
         Command::Agent => agent::run(&config),
-        Command::Archive { inputs } => archive::run(&config, &inputs),
+        Command::Archive {
+            from: Some(ArchiveSource::Kafka),
+            ..
+        } => archive::run_from_kafka(&config, replay::stop_on_signal()),
+        Command::Archive { inputs, from: None } => archive::run(&config, &inputs),
         Command::Generate { events, out, start } => {
             let start_ms = match start {
                 Some(s) => s

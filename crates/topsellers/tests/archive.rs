@@ -465,3 +465,150 @@ fn live_archive_of_serve_holds_every_accepted_event_once_through_kill_9() {
         "the planted e-mail is redacted, its event kept"
     );
 }
+
+/// `topsellers archive --from kafka` against the real broker: the archiver aborts itself between publishing a run
+/// and committing its position, is killed with SIGKILL while purchases arrive, and is restarted each time; after a
+/// clean stop, DuckDB finds every purchase of the topic exactly once, in its dt=/hour=, without the planted personal
+/// data.
+#[test]
+fn kafka_archive_holds_every_message_once_through_kill_9() {
+    use common::kafka::{kafka_from_env, signal, unique, wait_exit, write_lines, ClusterSetup};
+    use std::time::{Duration, Instant};
+    let Some(bootstrap) = kafka_from_env("TOPSELLERS_TEST_KAFKA") else {
+        return;
+    };
+    if !duckdb_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("archive");
+    let sections = format!(
+        "[engine]\nallowed_lateness_secs = 86400\n[node]\nidle_advance = false\n\
+         [demo]\nrate_per_sec = 2.0\nduplicate_fraction = 0.0\n\
+         [archive]\ndir = \"{}\"\nmax_file_rows = 300\nmax_file_age_secs = 1\nkafka_group_id = \"{}\"\n",
+        archive.display(),
+        unique("archive")
+    );
+    let setup = ClusterSetup::new(&bootstrap, 3, &sections, "");
+    let events = work.path().join("events.jsonl");
+    let out = setup.run(&[
+        "generate",
+        "--events",
+        "4000",
+        "--start",
+        "2026-01-01T00:00:00Z",
+        "--out",
+        events.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    let last_time = serde_json::from_str::<Value>(lines.last().unwrap()).unwrap()["time"].clone();
+    lines.push(
+        serde_json::json!({
+            "event_id": "planted-1", "time": last_time, "item_id": "SKU-PLANTED",
+            "item_name": "gift for jane.doe@example.com", "category": "home/kitchen", "quantity": 1,
+            "unit_price": "9.99", "currency": "USD", "customer_name": "PLANTED-CUSTOMER Jane Doe",
+            "email": "jane.doe@example.com", "card_number": "4111 1111 1111 1111"
+        })
+        .to_string(),
+    );
+    let expected = lines.len() as u64;
+    let (first_half, second_half) = lines.split_at(lines.len() / 2);
+    let first = work.path().join("first.jsonl");
+    let second = work.path().join("second.jsonl");
+    write_lines(&first, first_half);
+    write_lines(&second, second_half);
+    let spawn = |abort_after: Option<u32>, log: &str| {
+        let log = std::fs::File::create(work.path().join(log)).unwrap();
+        let mut c = setup.command(&["archive", "--from", "kafka"]);
+        c.env("RUST_LOG", "topsellers=info,warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        if let Some(n) = abort_after {
+            c.env(
+                "TOPSELLERS_TEST_KAFKA_ARCHIVE_ABORT_AFTER_PUBLISHES",
+                n.to_string(),
+            );
+        }
+        c.spawn().unwrap()
+    };
+    let rows_now = || -> u64 {
+        if files_under(&archive)
+            .iter()
+            .all(|f| !f.ends_with(".parquet"))
+        {
+            return 0;
+        }
+        read_back(&archive)["rows"].as_u64().unwrap()
+    };
+
+    // 1. Half the purchases; the archiver aborts after its second run is published, before committing it.
+    setup.publish(&[&first]);
+    let mut archiver = spawn(Some(2), "archive-1.log");
+    wait_exit(&mut archiver, Duration::from_secs(60));
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&archiver.wait().unwrap()),
+        Some(6),
+        "the archiver was meant to abort: {}",
+        std::fs::read_to_string(work.path().join("archive-1.log")).unwrap()
+    );
+    let interrupted = files_under(&archive)
+        .iter()
+        .filter(|f| f.ends_with(".position"))
+        .map(|f| std::fs::read_to_string(archive.join(f)).unwrap())
+        .filter(|p| !p.contains("\"publishing\":null"))
+        .count();
+    assert_eq!(interrupted, 1, "one partition's run was interrupted");
+
+    // 2. Restarted; the other half arrives while it runs; SIGKILL mid-stream.
+    let mut archiver = spawn(None, "archive-2.log");
+    setup.publish(&[&second]);
+    std::thread::sleep(Duration::from_millis(700));
+    signal(&mut archiver, "-KILL");
+    wait_exit(&mut archiver, Duration::from_secs(10));
+
+    // 3. Restarted until everything is in, then stopped cleanly.
+    let mut archiver = spawn(None, "archive-3.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rows_now() < expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    signal(&mut archiver, "-TERM");
+    wait_exit(&mut archiver, Duration::from_secs(30));
+    let log = std::fs::read_to_string(work.path().join("archive-3.log")).unwrap();
+    eprintln!("{log}");
+
+    let files = files_under(&archive);
+    assert!(
+        files
+            .iter()
+            .all(|f| f.ends_with(".parquet") || f.starts_with("_topsellers/kafka-")),
+        "temporary or unexpected files: {files:?}"
+    );
+    let got = read_back(&archive);
+    eprintln!("duckdb: {got}; published {expected}");
+    assert_eq!(
+        got["rows"].as_u64(),
+        Some(expected),
+        "every purchase exactly once"
+    );
+    assert_eq!(
+        got["distinct_ids"].as_u64(),
+        Some(expected),
+        "no purchase twice"
+    );
+    assert_eq!(got["misplaced"], 0, "rows in the wrong dt=/hour= partition");
+    assert_eq!(got["leaks"], 0, "personal data in the archive");
+    assert_eq!(
+        got["redacted"], 1,
+        "the planted e-mail is redacted, its event kept"
+    );
+}
