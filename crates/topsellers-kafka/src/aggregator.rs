@@ -565,6 +565,17 @@ impl TopicWatch {
         if stats.partitions_owned.load(Ordering::Relaxed) > 0 {
             return;
         }
+        // Assigned by Kafka but not held: every claim was fenced off since.
+        let assigned = consumer.assignment().map_or(0, |list| list.count());
+        if assigned > 0 {
+            tracing::error!(
+                target: "topsellers",
+                "Kafka assigned {assigned} partition(s) of topic {topic} to this aggregator but it holds none: its \
+                 claims were fenced off in the results store (another aggregator claimed them, or the store lost its \
+                 data); it counts nothing until it is restarted, which claims them again"
+            );
+            return;
+        }
         let metadata = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
             Ok(metadata) => metadata,
             // Unreachable brokers are reported by the poll loop already.
