@@ -5,7 +5,8 @@
 //! the spool is full the connection is not read at all: the kernel's buffers fill, TCP's window closes and the
 //! appender's writes block; that is the push-back, nothing is dropped. A line longer than `max_event_bytes` is
 //! skipped as it streams by (never held) and becomes an `oversized` dead letter; a line cut off by the connection
-//! closing is a `malformed` one.
+//! closing is a `malformed` one. When the agent stops, each connection is read until it is quiet (at most 5 s), so
+//! what an appender wrote before the stop is spooled, not dropped with the connection.
 
 use super::Shared;
 use crate::raw::RawLine;
@@ -13,7 +14,7 @@ use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use topsellers_ingest::Parsed;
 use topsellers_model::RejectReason;
 
@@ -22,6 +23,9 @@ const CHUNK_BYTES: usize = 64 << 10;
 
 /// How often a waiting thread looks at `stop` and the spool.
 const TICK: Duration = Duration::from_millis(100);
+
+/// Longest a connection is still read after the agent was told to stop.
+const DRAIN: Duration = Duration::from_secs(5);
 
 pub(super) fn spawn(
     listener: TcpListener,
@@ -102,6 +106,8 @@ fn connection(
         oversized: false,
     };
     let mut at: u64 = 0; // bytes read from the connection so far
+    let mut draining_since: Option<Instant> = None;
+    let mut counts = Counts::default();
     tracing::debug!(target: "topsellers", %peer, "log4j2 socket connection");
     loop {
         // Push-back: while the spool is full this connection is not read.
@@ -111,7 +117,10 @@ fn connection(
             }
             std::thread::sleep(TICK);
         }
-        if stop.load(Ordering::Relaxed) {
+        // Stopping: the socket has no acknowledgements, so what the appender already wrote is read and spooled
+        // until the connection is quiet for a tick (at most DRAIN), rather than thrown away with the connection.
+        let stopping = stop.load(Ordering::Relaxed);
+        if stopping && draining_since.get_or_insert_with(Instant::now).elapsed() > DRAIN {
             return Ok(());
         }
         let n = match stream.read(&mut chunk) {
@@ -124,7 +133,10 @@ fn connection(
                         | io::ErrorKind::Interrupted
                 ) =>
             {
-                continue
+                if stopping && e.kind() != io::ErrorKind::Interrupted {
+                    return Ok(()); // quiet for a tick: everything sent before the stop is spooled
+                }
+                continue;
             }
             Err(e) => {
                 tracing::warn!(target: "topsellers", %peer, "reading a log4j2 connection failed, closing it: {e}");
@@ -143,7 +155,8 @@ fn connection(
                     ),
                 )));
             }
-            keep(shared, parsed, stop);
+            keep(shared, parsed, stop, &mut counts);
+            tracing::info!(target: "topsellers", %peer, events = counts.events, dead_letters = counts.dead_letters, "log4j2 socket connection closed by the appender");
             return Ok(());
         }
         let mut rest = &chunk[..n];
@@ -179,19 +192,30 @@ fn connection(
             line.bytes.extend_from_slice(rest);
         }
         at += rest.len() as u64;
-        keep(shared, parsed, stop);
+        keep(shared, parsed, stop, &mut counts);
     }
+}
+
+/// What a connection brought, logged when it ends.
+#[derive(Default)]
+struct Counts {
+    events: u64,
+    dead_letters: u64,
 }
 
 /// Spools what a read gave, retrying while the state directory fails: the bytes were taken off the connection, so
 /// giving up would drop them.
-fn keep(shared: &Shared, parsed: Vec<Parsed>, stop: &AtomicBool) {
+fn keep(shared: &Shared, parsed: Vec<Parsed>, stop: &AtomicBool, counts: &mut Counts) {
     if parsed.is_empty() {
         return;
     }
     loop {
         match shared.keep(&parsed) {
-            Ok(_) => return,
+            Ok((accepted, letters)) => {
+                counts.events += accepted;
+                counts.dead_letters += letters.len() as u64;
+                return;
+            }
             Err(e) => {
                 tracing::error!(target: "topsellers", "the agent cannot write its spool or dead letters ({e}); retrying in 1 s (check the state directory's disk)");
                 if stop.load(Ordering::Relaxed) {
