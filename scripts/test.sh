@@ -29,6 +29,8 @@ trap './scripts/services.sh stop all >/dev/null 2>&1 || true' EXIT
 ./scripts/services.sh install postgres
 # DuckDB's Python package reads the Parquet archive back in its test (quiet, and a no-op when installed).
 python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check duckdb
+# moto's S3 server: the real S3-compatible server the object-store archive test starts itself (and stops).
+python3 -c 'import moto.server, boto3' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
 # Headless Chromium and chromedriver for the web page test (Debian packages).
 crates/topsellers-server/tests/page/install-chromium.sh
 ./scripts/services.sh start kafka

@@ -55,9 +55,11 @@ use topsellers_model::{PurchaseEvent, TimestampMs};
 
 mod position;
 mod segment;
+mod target;
 
 pub use position::{PositionFile, StreamPosition};
 pub use segment::Segment;
+pub use target::ArchiveTarget;
 
 /// The `[archive]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +67,10 @@ pub use segment::Segment;
 pub struct ArchiveSettings {
     /// Local directory the `dt=.../hour=...` folders go under.
     pub dir: PathBuf,
+    /// An object store instead of `dir`: `s3://bucket/prefix` (any S3-compatible server; credentials, region and
+    /// endpoint from the standard AWS_* environment variables). For the live archives (`serve`, `demo`,
+    /// `archive --from kafka`); `topsellers archive <files>` writes to `dir`.
+    pub url: Option<String>,
     /// A file is written once its (date, hour) holds this many events.
     pub max_file_rows: usize,
     /// ... or about this many bytes of event data (before compression).
@@ -79,6 +85,7 @@ impl Default for ArchiveSettings {
     fn default() -> Self {
         ArchiveSettings {
             dir: PathBuf::from("archive"),
+            url: None,
             max_file_rows: 1_000_000,
             max_file_bytes: 128 * 1024 * 1024,
             max_file_age_secs: 300,
@@ -103,6 +110,14 @@ impl ArchiveSettings {
                 "max_file_bytes is {}; use at least 1024 (134217728 is the default)",
                 self.max_file_bytes
             ));
+        }
+        if let Some(url) = &self.url {
+            if !url.starts_with("s3://") || url.len() <= "s3://".len() {
+                problems.push(format!(
+                    "url is {url:?}; use s3://<bucket>/<prefix> (credentials and endpoint from AWS_* variables), or \
+                     leave it out to write to dir"
+                ));
+            }
         }
         if self.kafka_group_id.trim().is_empty() {
             problems.push(
@@ -132,6 +147,12 @@ pub enum ArchiveError {
     Encode { path: PathBuf, detail: String },
     #[error("event time {0} ms is outside the years 0 to 9999")]
     BadTime(TimestampMs),
+    #[error("archive.url {url} cannot be used: {detail}; use s3://<bucket>/<prefix> and set AWS_ACCESS_KEY_ID, \
+             AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ENDPOINT with AWS_ALLOW_HTTP=true for a local server)")]
+    BadUrl { url: String, detail: String },
+    #[error("the object store refused or failed {url}: {detail}; check that the bucket exists, the credentials \
+             (AWS_* variables) and the endpoint")]
+    Object { url: String, detail: String },
     #[error("the archive position file {path} cannot be read: {detail}; restore it, or delete it to archive from \
              the source's current end on (what arrived since the last archived position would be left out)")]
     BadPosition { path: PathBuf, detail: String },
@@ -299,6 +320,23 @@ pub(crate) fn publish_file(
     Ok(bytes)
 }
 
+/// Writes `events` as `dt=<dt>/hour=<hour>/<name>` of `target`, whole or not at all. Returns the file's size.
+pub(crate) fn publish_to(
+    target: &ArchiveTarget,
+    hour: &(String, String),
+    name: &str,
+    events: &[PurchaseEvent],
+) -> Result<u64, ArchiveError> {
+    if let Some(dir) = target.local_dir() {
+        return publish_file(dir, hour, name, events);
+    }
+    let rel = format!("dt={}/hour={}/{name}", hour.0, hour.1);
+    let bytes = write_parquet(Vec::new(), events, Path::new(&rel))?;
+    let len = bytes.len() as u64;
+    target.put(&rel, bytes)?;
+    Ok(len)
+}
+
 /// Makes a rename or a new file in `dir` durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ArchiveError> {
     File::open(dir)
@@ -328,6 +366,18 @@ pub(crate) fn approx_bytes(e: &PurchaseEvent) -> u64 {
 }
 
 fn write_file(path: &Path, events: &[PurchaseEvent]) -> Result<u64, ArchiveError> {
+    let file = File::create(path).map_err(io_err(path))?;
+    let file = write_parquet(file, events, path)?;
+    file.sync_all().map_err(io_err(path))?;
+    Ok(file.metadata().map_err(io_err(path))?.len())
+}
+
+/// Encodes `events` as one Parquet file into `out` (`path` names it in errors).
+fn write_parquet<W: std::io::Write + Send>(
+    out: W,
+    events: &[PurchaseEvent],
+    path: &Path,
+) -> Result<W, ArchiveError> {
     let schema = schema();
     let n = events.len();
     let mut event_id = StringBuilder::with_capacity(n, n * 16);
@@ -369,16 +419,13 @@ fn write_file(path: &Path, events: &[PurchaseEvent]) -> Result<u64, ArchiveError
         detail,
     };
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| encode(e.to_string()))?;
-    let file = File::create(path).map_err(io_err(path))?;
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
     let mut writer =
-        ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| encode(e.to_string()))?;
+        ArrowWriter::try_new(out, schema, Some(props)).map_err(|e| encode(e.to_string()))?;
     writer.write(&batch).map_err(|e| encode(e.to_string()))?;
-    let file = writer.into_inner().map_err(|e| encode(e.to_string()))?;
-    file.sync_all().map_err(io_err(path))?;
-    Ok(file.metadata().map_err(io_err(path))?.len())
+    writer.into_inner().map_err(|e| encode(e.to_string()))
 }
 
 /// Removes `.*.parquet.tmp` files under `dir` (two levels: `dt=`, `hour=`), left by a crashed run; returns how

@@ -11,9 +11,10 @@
 //! its twin and no event appears twice (a run rebuilt freely could end elsewhere, and its files would sit beside
 //! the first attempt's).
 
-use crate::{io_err, sync_dir, ArchiveError};
+use crate::{ArchiveError, ArchiveTarget};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Folder of the archive's own bookkeeping; readers glob `**/*.parquet` and never see it.
 pub const STATE_DIR: &str = "_topsellers";
@@ -29,9 +30,9 @@ pub struct StreamPosition {
 }
 
 /// The position file of one stream.
-#[derive(Debug)]
 pub struct PositionFile {
-    path: PathBuf,
+    target: Arc<ArchiveTarget>,
+    rel: String,
     current: StreamPosition,
 }
 
@@ -39,18 +40,14 @@ impl PositionFile {
     /// Reads `<dir>/_topsellers/<stream>.position`; when there is none, starts one at `start` (written at once, so
     /// the start survives a crash before the first run is published).
     pub fn open_or_start(
-        dir: &Path,
+        target: &Arc<ArchiveTarget>,
         stream: &str,
         start: u64,
     ) -> Result<PositionFile, ArchiveError> {
-        let path = Self::path_of(dir, stream);
-        match Self::read(dir, stream)? {
-            Some(current) => Ok(PositionFile { path, current }),
-            None => {
-                let mut file = PositionFile {
-                    path,
-                    current: StreamPosition::default(),
-                };
+        let (mut file, stored) = Self::open(target, stream)?;
+        match stored {
+            true => Ok(file),
+            false => {
                 file.save(StreamPosition {
                     archived_through: start,
                     publishing: None,
@@ -62,46 +59,47 @@ impl PositionFile {
 
     /// The stored position of `stream`, or a position file not yet written when there is none (its first save is the
     /// first [`PositionFile::begin`]): for a stream whose start comes from elsewhere (a Kafka group's offsets).
-    pub fn open(dir: &Path, stream: &str) -> Result<(PositionFile, bool), ArchiveError> {
-        let path = Self::path_of(dir, stream);
-        Ok(match Self::read(dir, stream)? {
-            Some(current) => (PositionFile { path, current }, true),
-            None => (
-                PositionFile {
-                    path,
-                    current: StreamPosition::default(),
-                },
-                false,
-            ),
-        })
+    pub fn open(
+        target: &Arc<ArchiveTarget>,
+        stream: &str,
+    ) -> Result<(PositionFile, bool), ArchiveError> {
+        let stored = Self::read(target, stream)?;
+        let file = PositionFile {
+            target: target.clone(),
+            rel: Self::rel_of(stream),
+            current: stored.unwrap_or_default(),
+        };
+        Ok((file, stored.is_some()))
     }
 
     /// The stored position of `stream`, or `None` when the archive has none.
-    pub fn read(dir: &Path, stream: &str) -> Result<Option<StreamPosition>, ArchiveError> {
-        let path = Self::path_of(dir, stream);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(&path)(e)),
+    pub fn read(
+        target: &ArchiveTarget,
+        stream: &str,
+    ) -> Result<Option<StreamPosition>, ArchiveError> {
+        let rel = Self::rel_of(stream);
+        let Some(bytes) = target.get(&rel)? else {
+            return Ok(None);
         };
-        serde_json::from_str(&text)
+        serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| ArchiveError::BadPosition {
-                path: path.clone(),
+                path: PathBuf::from(format!("{}/{rel}", target.describe())),
                 detail: e.to_string(),
             })
     }
 
-    fn path_of(dir: &Path, stream: &str) -> PathBuf {
-        dir.join(STATE_DIR).join(format!("{stream}.position"))
+    fn rel_of(stream: &str) -> String {
+        format!("{STATE_DIR}/{stream}.position")
     }
 
     pub fn current(&self) -> StreamPosition {
         self.current
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where the file is, for messages.
+    pub fn path(&self) -> String {
+        format!("{}/{}", self.target.describe(), self.rel)
     }
 
     /// Step 1: the run `[first, last]` is about to be published.
@@ -122,24 +120,11 @@ impl PositionFile {
     }
 
     fn save(&mut self, position: StreamPosition) -> Result<(), ArchiveError> {
-        let dir = self.path.parent().expect("position files live in a folder");
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let temp = self.path.with_extension("position.tmp");
         let json = serde_json::to_vec(&position).expect("a position serializes");
-        write_synced(&temp, &json)?;
-        std::fs::rename(&temp, &self.path).map_err(io_err(&self.path))?;
-        sync_dir(dir)?;
+        self.target.put(&self.rel, json)?;
         self.current = position;
         Ok(())
     }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ArchiveError> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).map_err(io_err(path))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err(path))
 }
 
 #[cfg(test)]
@@ -149,10 +134,11 @@ mod tests {
     #[test]
     fn starts_once_then_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let mut file = PositionFile::open_or_start(dir.path(), "s", 7).unwrap();
+        let target = Arc::new(ArchiveTarget::Local(dir.path().into()));
+        let mut file = PositionFile::open_or_start(&target, "s", 7).unwrap();
         assert_eq!(file.current().archived_through, 7);
         file.begin(8, 12).unwrap();
-        let reopened = PositionFile::open_or_start(dir.path(), "s", 100).unwrap();
+        let reopened = PositionFile::open_or_start(&target, "s", 100).unwrap();
         assert_eq!(
             reopened.current(),
             StreamPosition {
@@ -162,13 +148,13 @@ mod tests {
         );
         file.commit(12).unwrap();
         assert_eq!(
-            PositionFile::read(dir.path(), "s").unwrap(),
+            PositionFile::read(&target, "s").unwrap(),
             Some(StreamPosition {
                 archived_through: 12,
                 publishing: None
             })
         );
-        assert_eq!(PositionFile::read(dir.path(), "other").unwrap(), None);
+        assert_eq!(PositionFile::read(&target, "other").unwrap(), None);
     }
 
     #[test]
@@ -176,7 +162,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(STATE_DIR)).unwrap();
         std::fs::write(dir.path().join(STATE_DIR).join("s.position"), "{").unwrap();
-        let err = PositionFile::read(dir.path(), "s").unwrap_err().to_string();
+        let target = ArchiveTarget::Local(dir.path().into());
+        let err = PositionFile::read(&target, "s").unwrap_err().to_string();
         assert!(err.contains("s.position"), "{err}");
     }
 }

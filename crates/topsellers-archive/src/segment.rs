@@ -9,10 +9,10 @@
 //! a run never ends inside one position (one log entry is one group commit).
 
 use crate::{
-    approx_bytes, partition_of, publish_file, ArchiveError, ArchiveSettings, ArchiveStats,
+    approx_bytes, partition_of, publish_to, ArchiveError, ArchiveSettings, ArchiveStats,
+    ArchiveTarget,
 };
 use std::collections::BTreeMap;
-use std::path::Path;
 use topsellers_model::{PurchaseEvent, TimestampMs};
 
 #[derive(Debug)]
@@ -99,14 +99,14 @@ impl Segment {
             .map(|(first, last)| format!("{}-{first:012}-{last:012}.parquet", self.stream))
     }
 
-    /// Writes one file per (date, hour) under `dir`, each atomically; an empty run writes nothing.
-    pub fn publish(&self, dir: &Path) -> Result<ArchiveStats, ArchiveError> {
+    /// Writes one file per (date, hour) to `target`, each whole or not at all; an empty run writes nothing.
+    pub fn publish(&self, target: &ArchiveTarget) -> Result<ArchiveStats, ArchiveError> {
         let mut stats = ArchiveStats::default();
         let Some(name) = self.file_name() else {
             return Ok(stats);
         };
         for (hour, events) in &self.hours {
-            stats.bytes += publish_file(dir, hour, &name, events)?;
+            stats.bytes += publish_to(target, hour, &name, events)?;
             stats.files += 1;
             stats.events += events.len() as u64;
         }
@@ -117,6 +117,7 @@ impl Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
     use topsellers_model::CategoryPath;
 
     const T0: i64 = 1_296_432_000_000; // 2011-01-31T00:00:00Z
@@ -161,7 +162,8 @@ mod tests {
         segment.push(5, event("c", T0 + HOUR), 0).unwrap();
         segment.extend_to(6, 0);
         assert_eq!(segment.range(), Some((3, 6)));
-        let stats = segment.publish(dir.path()).unwrap();
+        let target = ArchiveTarget::Local(dir.path().into());
+        let stats = segment.publish(&target).unwrap();
         assert_eq!((stats.files, stats.events), (2, 3));
         let expected = [
             "dt=2011-01-31/hour=00/log-x-000000000003-000000000006.parquet",
@@ -169,7 +171,7 @@ mod tests {
         ];
         assert_eq!(parquet_files(dir.path()), expected);
         // Publishing the run again (a crash before its commit) replaces the files, adds none.
-        segment.publish(dir.path()).unwrap();
+        segment.publish(&target).unwrap();
         assert_eq!(parquet_files(dir.path()), expected);
     }
 

@@ -25,11 +25,10 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use topsellers_archive::{ArchiveSettings, PositionFile, Segment};
+use topsellers_archive::{ArchiveSettings, ArchiveTarget, PositionFile, Segment};
 use topsellers_ingest::{Limits, Parsed};
 use topsellers_model::{home_partition, TimestampMs};
 
@@ -62,7 +61,7 @@ struct PartitionRun {
 
 struct ArchiveContext {
     topic: String,
-    dir: PathBuf,
+    target: Arc<ArchiveTarget>,
     owned: Mutex<BTreeMap<i32, PartitionRun>>,
     fatal: Mutex<Option<KafkaPathError>>,
     stats: Arc<ArchiverStats>,
@@ -93,7 +92,7 @@ impl ArchiveContext {
         now_ms: TimestampMs,
     ) -> Result<(PartitionRun, Offset), KafkaPathError> {
         let stream = stream_name(&self.topic, partition);
-        let (position, stored) = PositionFile::open(&self.dir, &stream).map_err(archive_err)?;
+        let (position, stored) = PositionFile::open(&self.target, &stream).map_err(archive_err)?;
         let mut run = PartitionRun {
             segment: Segment::new(&stream),
             stream,
@@ -176,16 +175,11 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> Result<(), KafkaPathError> {
     let partitions = crate::admin::partition_count(kafka, &kafka.topic)?;
-    std::fs::create_dir_all(&archive.dir).map_err(|e| {
-        KafkaPathError::Config(format!(
-            "cannot create the archive directory {} ({e}); check archive.dir",
-            archive.dir.display()
-        ))
-    })?;
+    let target = Arc::new(ArchiveTarget::open(archive).map_err(archive_err)?);
     let mut decoder = Decoder::new(limits).map_err(|e| KafkaPathError::Config(e.to_string()))?;
     let context = ArchiveContext {
         topic: kafka.topic.clone(),
-        dir: archive.dir.clone(),
+        target: target.clone(),
         owned: Mutex::new(BTreeMap::new()),
         fatal: Mutex::new(None),
         stats: stats.clone(),
@@ -217,6 +211,7 @@ pub fn run(
     tracing::info!(target: "topsellers", topic = %kafka.topic, partitions, group = %archive.kafka_group_id, "archive joined its group");
     let mut publisher = Publisher {
         settings: archive.clone(),
+        target,
         abort_after: std::env::var(ABORT_AFTER_PUBLISHES_ENV)
             .ok()
             .and_then(|v| v.parse().ok()),
@@ -359,6 +354,7 @@ fn finish_interrupted_run(
 
 struct Publisher {
     settings: ArchiveSettings,
+    target: Arc<ArchiveTarget>,
     abort_after: Option<u64>,
     stats: Arc<ArchiverStats>,
 }
@@ -378,7 +374,7 @@ impl Publisher {
         };
         if segment.rows() > 0 {
             run.position.begin(first, last).map_err(archive_err)?;
-            let stats = segment.publish(&self.settings.dir).map_err(archive_err)?;
+            let stats = segment.publish(&self.target).map_err(archive_err)?;
             self.stats.events.fetch_add(stats.events, Ordering::Relaxed);
             self.stats.files.fetch_add(stats.files, Ordering::Relaxed);
             let runs = self.stats.runs.fetch_add(1, Ordering::Relaxed) + 1;

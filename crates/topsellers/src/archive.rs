@@ -34,6 +34,12 @@ struct Summary {
 pub fn run(config: &Config, inputs: &[PathBuf]) -> Result<()> {
     let defaults = ArchiveSettings::default();
     let settings = config.archive.as_ref().unwrap_or(&defaults);
+    if let Some(url) = &settings.url {
+        bail!(
+            "topsellers archive <files> writes to a local archive.dir, not to archive.url ({url}); leave url out \
+             for this command (serve, demo and archive --from kafka write to the URL)"
+        );
+    }
     let problems = settings.validate();
     if !problems.is_empty() {
         bail!(
@@ -214,7 +220,10 @@ pub fn run_from_kafka(
         "topsellers: archiving topic {} at {} to {} as a member of group {} (until Ctrl-C)",
         config.kafka.topic,
         config.kafka.bootstrap_servers,
-        settings.dir.display(),
+        settings
+            .url
+            .clone()
+            .unwrap_or_else(|| settings.dir.display().to_string()),
         settings.kafka_group_id
     );
     let stats = std::sync::Arc::new(topsellers_kafka::archiver::ArchiverStats::default());

@@ -5,7 +5,7 @@
 //! was accepted (duplicates and late events never reach it), it survives kill -9, and a Parquet file can take
 //! seconds to encode, which would stall every `POST /v1/purchases` waiting on the node thread.
 //!
-//! Exactly once: the archive keeps its position in the log in `<archive.dir>/_topsellers/<stream>.position`, where
+//! Exactly once: the archive keeps its position in the log in `_topsellers/<stream>.position` of the archive, where
 //! `<stream>` is `log-<id>` with an id the data directory gets the first time (meta `archive_stream`). Runs of log
 //! entries are published as files named after the stream and the run's first and last entry, with the run written
 //! into the position file before its files and the position committed after them (see
@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use topsellers_archive::{ArchiveSettings, PositionFile, Segment};
+use topsellers_archive::{ArchiveSettings, ArchiveTarget, PositionFile, Segment};
 use topsellers_model::LogRecord;
 use topsellers_server::Metrics;
 use topsellers_store::{EmbeddedStore, LogHold};
@@ -52,7 +52,8 @@ pub fn existing_hold(
     let Some(stream) = store.get_meta(STREAM_KEY)? else {
         return Ok(None);
     };
-    let Some(position) = PositionFile::read(&settings.dir, &stream)? else {
+    let target = ArchiveTarget::open(settings)?;
+    let Some(position) = PositionFile::read(&target, &stream)? else {
         return Ok(None);
     };
     let hold = LogHold::new(position_through(position));
@@ -91,13 +92,9 @@ pub fn bind(
             stream
         }
     };
-    let position = PositionFile::open_or_start(&settings.dir, &stream, store.last_seq()?)
-        .with_context(|| {
-            format!(
-                "cannot start the live archive in {} (archive.dir)",
-                settings.dir.display()
-            )
-        })?;
+    let target = Arc::new(ArchiveTarget::open(settings)?);
+    let position = PositionFile::open_or_start(&target, &stream, store.last_seq()?)
+        .with_context(|| format!("cannot start the live archive in {}", target.describe()))?;
     let through = position_through(position.current());
     let hold = match hold {
         Some(h) => {
@@ -112,6 +109,7 @@ pub fn bind(
     };
     Ok(Binding {
         settings: settings.clone(),
+        target,
         stream,
         position,
         hold,
@@ -121,6 +119,7 @@ pub fn bind(
 /// The archive's place in one data directory's log, ready to be followed.
 pub struct Binding {
     settings: ArchiveSettings,
+    target: Arc<ArchiveTarget>,
     stream: String,
     position: PositionFile,
     hold: LogHold,
@@ -140,16 +139,18 @@ impl Binding {
                 data_dir.display()
             )
         })?;
-        let removed = topsellers_archive::remove_temp_files_of(&self.settings.dir, &self.stream)?;
-        if removed > 0 {
-            tracing::info!(
-                removed,
-                "removed temporary Parquet files of an interrupted archive run"
-            );
+        if let Some(dir) = self.target.local_dir() {
+            let removed = topsellers_archive::remove_temp_files_of(dir, &self.stream)?;
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "removed temporary Parquet files of an interrupted archive run"
+                );
+            }
         }
         eprintln!(
             "topsellers: archiving accepted events to {} (Parquet, dt=/hour=; stream {})",
-            self.settings.dir.display(),
+            self.target.describe(),
             self.stream
         );
         let follower = Follower {
@@ -215,7 +216,7 @@ impl Follower {
                     // Rebuild from the committed position: the log still holds everything after it.
                     self.segment = Segment::new(&self.binding.stream);
                     if stopping {
-                        eprintln!("topsellers: the live archive stopped behind the log ({e:#}); the next start continues from {}", self.binding.position.path().display());
+                        eprintln!("topsellers: the live archive stopped behind the log ({e:#}); the next start continues from {}", self.binding.position.path());
                         return;
                     }
                     std::thread::sleep(RETRY);
@@ -289,7 +290,7 @@ impl Follower {
         let position = &mut self.binding.position;
         if segment.rows() > 0 {
             position.begin(first, last)?;
-            let stats = segment.publish(&self.binding.settings.dir)?;
+            let stats = segment.publish(&self.binding.target)?;
             tracing::debug!(
                 first,
                 last,
@@ -322,7 +323,7 @@ impl Follower {
             segment.range() == Some((first, last)),
             "the event log no longer holds entries {first} to {last}, which the archive was publishing when it \
              stopped; was the data directory replaced? Restore it, or delete {} to archive from the log's end on",
-            self.binding.position.path().display()
+            self.binding.position.path()
         );
         tracing::info!(
             first,
@@ -336,7 +337,7 @@ impl Follower {
     fn publish_interrupted(&mut self) -> Result<()> {
         let segment = std::mem::replace(&mut self.segment, Segment::new(&self.binding.stream));
         let (_, last) = segment.range().expect("checked by republish");
-        segment.publish(&self.binding.settings.dir)?;
+        segment.publish(&self.binding.target)?;
         self.binding.position.commit(last)?;
         self.binding.hold.release_through(last);
         Ok(())

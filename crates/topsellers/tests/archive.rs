@@ -264,13 +264,134 @@ fn live_archive_of_serve_holds_every_accepted_event_once_through_kill_9() {
     }
     let work = tempfile::tempdir().unwrap();
     let archive = work.path().join("archive");
-    let config = work.path().join("live.toml");
-    std::fs::write(
-        &config,
-        format!("{LIVE_CONFIG}dir = \"{}\"\n", archive.display()),
-    )
-    .unwrap();
-    let events = work.path().join("events.jsonl");
+    let keys = format!("dir = \"{}\"\n", archive.display());
+    serve_scenario(work.path(), &keys, &[], &|| archive.clone());
+}
+
+/// The same scenario with the archive in an object store: `archive.url = "s3://..."` against a real S3-compatible
+/// server (moto's, `pip install 'moto[server]'`, done by scripts/test.sh) that the test starts on a free port and
+/// stops; the archive is downloaded with boto3 and read back with DuckDB.
+#[test]
+fn live_archive_to_an_s3_object_store_holds_every_accepted_event_once_through_kill_9() {
+    if !duckdb_available() || !moto_available() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let _moto = Moto::start(port, &work.path().join("moto.log"));
+    let bucket = common::http(port, "PUT", "/archive", &[], b"").unwrap();
+    assert_eq!(bucket.status, 200, "creating the bucket: {}", bucket.body);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mirrors = std::cell::Cell::new(0);
+    let mirror = || {
+        mirrors.set(mirrors.get() + 1);
+        let out = work.path().join(format!("mirror-{}", mirrors.get()));
+        std::fs::create_dir_all(&out).unwrap();
+        let done = Command::new("python3")
+            .args(["-c", MIRROR, &endpoint, "archive", "shop-1"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            done.status.success(),
+            "downloading the archive: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        out
+    };
+    serve_scenario(
+        work.path(),
+        "url = \"s3://archive/shop-1\"\n",
+        &env,
+        &mirror,
+    );
+}
+
+const MIRROR: &str = r#"
+import boto3, os, sys
+endpoint, bucket, prefix, out = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+    for o in page.get("Contents", []):
+        path = os.path.join(out, o["Key"][len(prefix) + 1:])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        s3.download_file(bucket, o["Key"], path)
+"#;
+
+fn moto_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import moto.server, boto3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("python3 cannot import moto.server under CI: scripts/test.sh must pip install 'moto[server]'");
+        }
+        eprintln!("SKIPPED: python3 cannot import moto.server; run ./scripts/test.sh (it installs it) to run this test");
+    }
+    ok
+}
+
+/// moto's S3 server on `port`, stopped when dropped (also when the test fails).
+struct Moto(std::process::Child);
+
+impl Moto {
+    fn start(port: u16, log: &Path) -> Moto {
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let moto = Moto(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while common::http(port, "GET", "/", &[], b"").is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto did not start on port {port}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The scenario of the live archive tests: `archive_keys` completes the `[archive]` section, `env` is given to every
+/// `serve`, and `mirror` returns a local folder holding what the archive holds now.
+fn serve_scenario(
+    work: &Path,
+    archive_keys: &str,
+    env: &[(String, String)],
+    mirror: &dyn Fn() -> PathBuf,
+) {
+    let config = work.join("live.toml");
+    std::fs::write(&config, format!("{LIVE_CONFIG}{archive_keys}")).unwrap();
+    let events = work.join("events.jsonl");
     let out = Command::new(common::bin())
         .args([
             "generate",
@@ -307,7 +428,7 @@ fn live_archive_of_serve_holds_every_accepted_event_once_through_kill_9() {
         .to_string(),
     );
     let batches: Vec<String> = lines.chunks(100).map(|c| c.join("\n")).collect();
-    let data_dir = work.path().join("data");
+    let data_dir = work.join("data");
     let port = common::free_port();
     let spawn = |abort_after_publishes: Option<u32>| {
         let mut c = Command::new(common::bin());
@@ -321,7 +442,8 @@ fn live_archive_of_serve_holds_every_accepted_event_once_through_kill_9() {
         .arg("--data-dir")
         .arg(&data_dir)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stderr(std::process::Stdio::null())
+        .envs(env.iter().map(|(k, v)| (k, v)));
         if let Some(n) = abort_after_publishes {
             c.env(
                 "TOPSELLERS_TEST_LIVE_ARCHIVE_ABORT_AFTER_PUBLISHES",
@@ -371,7 +493,7 @@ fn live_archive_of_serve_holds_every_accepted_event_once_through_kill_9() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let position_dir = archive.join("_topsellers");
+    let position_dir = mirror().join("_topsellers");
     let position = std::fs::read_dir(&position_dir)
         .unwrap()
         .next()
@@ -427,6 +549,10 @@ fn live_archive_of_serve_holds_every_accepted_event_once_through_kill_9() {
         .as_u64()
         .unwrap();
     assert!(counted > 3500, "the node counted only {counted} events");
+    let archive = mirror();
+    let position = archive
+        .join("_topsellers")
+        .join(position.file_name().unwrap());
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(&position).unwrap()).unwrap();
     assert!(stored["publishing"].is_null(), "{stored}");
     let files = files_under(&archive);
