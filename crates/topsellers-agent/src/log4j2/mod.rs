@@ -235,3 +235,52 @@ pub fn start(
     }
     Ok(threads)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_key_and_the_fix() {
+        let ok = Log4j2Config {
+            socket_listen: Some("127.0.0.1:4560".into()),
+            ..Log4j2Config::default()
+        };
+        assert!(ok.validate().is_empty(), "{:?}", ok.validate());
+        let open = Log4j2Config {
+            http_listen: Some("0.0.0.0:8092".into()),
+            ..Log4j2Config::default()
+        };
+        let e = open.validate().join("; ");
+        assert!(
+            e.contains("agent.log4j2.http_listen") && e.contains("auth_token"),
+            "{e}"
+        );
+        let bad = Log4j2Config {
+            socket_listen: Some("localhost".into()),
+            auth_token: Some("short".into()),
+            max_connections: 0,
+            ..Log4j2Config::default()
+        };
+        let e = bad.validate();
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains("127.0.0.1:4560"), "{e:?}");
+        assert_eq!(
+            Log4j2Config::default().validate().len(),
+            1,
+            "neither address is an error"
+        );
+        let shown = toml_like(&Log4j2Config {
+            auth_token: Some("a-secret-token-of-24-chars".into()),
+            ..ok
+        });
+        assert!(
+            !shown.contains("a-secret") && shown.contains("****"),
+            "{shown}"
+        );
+    }
+
+    fn toml_like(c: &Log4j2Config) -> String {
+        serde_json::to_string(c).unwrap()
+    }
+}
