@@ -86,7 +86,7 @@ acked() { [ -f "$1/positions.json" ] && jq '[.files[].offset] | add // 0' "$1/po
 TOKEN=bench-agent-token-0123456789abcdef
 PORT=18190
 node_up() {
-  TOPSELLERS_SERVER__AUTH_TOKEN=$TOKEN TOPSELLERS_NODE__IDLE_ADVANCE=false \
+  TOPSELLERS_SERVER__AUTH_TOKEN=$TOKEN TOPSELLERS_NODE__IDLE_ADVANCE=false TOPSELLERS_ENGINE__ALLOWED_LATENESS_SECS=86400 \
     "$BIN" serve --data-dir "$W/node-$1" --listen 127.0.0.1:$PORT >"$W/node-$1.log" 2>&1 &
   NODE=$!
   PIDS+=("$NODE")
