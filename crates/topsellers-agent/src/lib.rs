@@ -4,6 +4,9 @@
 //!
 //! - **Intake** ([`tail`]): files by glob, known by the fingerprint of their first line, so rotation by rename
 //!   or by copy-truncate, restarts and new files all keep their place.
+//! - **Pushed intakes** ([`intake`]: `POST /v1/purchases`; [`log4j2`]: log4j2's SocketAppender and HttpAppender):
+//!   each record is scrubbed as it arrives and the accepted events are fsynced to a bounded spool before they are
+//!   acknowledged; the spool is tailed like a file. A full spool pushes back (`503`, an unread socket).
 //! - **Parsing** ([`LineParser`]): a JSON object (after a log layout's prefix, if any) or `key=value` pairs of
 //!   a log4j pattern-layout line, through a field mapping. The raw line is a [`RawLine`]: no `Serialize`, a
 //!   `Debug` without content.
