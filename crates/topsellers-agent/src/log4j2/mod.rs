@@ -1,8 +1,8 @@
 //! `[agent.log4j2]`: events from Java purchase servers' log4j2 appenders, straight to the agent.
 //!
-//! - **SocketAppender** (TCP, [`socket`]): one JSON event per line (JsonTemplateLayout, whose event delimiter is a
+//! - **SocketAppender** (TCP, `socket.rs`): one JSON event per line (JsonTemplateLayout, whose event delimiter is a
 //!   newline; JsonLayout with `compact="true" eventEol="true"`).
-//! - **HttpAppender** ([`http`]): `POST /v1/log4j2`, one JSON layout event per request (several, one per line, are
+//! - **HttpAppender** (`http.rs`): `POST /v1/log4j2`, one JSON layout event per request (several, one per line, are
 //!   taken too), with `Authorization: Bearer <auth_token>` set as a `<Property>` of the appender.
 //!
 //! Both parse and scrub each event at once ([`Log4j2Parser`]: only the mapped fields survive) and append the
