@@ -218,3 +218,125 @@ time = "ts"
     );
     assert_none_planted_in(&[&node_dir, &state], &[&agent_log, &node_log]);
 }
+
+/// The socket intake's push-back, with a plain TCP client writing ECS-shaped events as fast as it can while the node
+/// is down: the spool stops at its bound (plus at most one read) although megabytes more were sent, because the
+/// agent stops reading and TCP holds the rest; once the node is up, every event arrives, once.
+#[test]
+fn socket_intake_stops_reading_at_the_spool_bound_and_loses_nothing() {
+    use std::io::Write;
+    let work = tempfile::tempdir().unwrap();
+    let node_config = work.path().join("node.toml");
+    std::fs::write(&node_config, NODE_CONFIG).unwrap();
+    let state = work.path().join("agent-state");
+    let (port, socket_port) = (free_port(), free_port());
+    let agent_config = work.path().join("agent.toml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            r#"
+[agent]
+state_dir = "{state}"
+poll_interval_ms = 20
+retry_max_ms = 200
+[agent.downstream]
+type = "node"
+url = "http://127.0.0.1:{port}/v1/purchases"
+auth_token = "{TOKEN}"
+[agent.log4j2]
+socket_listen = "127.0.0.1:{socket_port}"
+max_spool_bytes = {SPOOL_BOUND}
+"#,
+            state = state.display(),
+        ),
+    )
+    .unwrap();
+    let agent_log = work.path().join("agent.log");
+    let node_log = work.path().join("node.log");
+    let mut procs = Procs(vec![spawn_agent(&agent_config, &agent_log)]);
+    assert!(
+        wait_listening(socket_port, Duration::from_secs(20)),
+        "the agent's socket intake did not listen"
+    );
+    let records: Vec<String> = (0..15_000)
+        .map(|i| {
+            let category = ["home/kitchen", "books", "garden"][i % 3];
+            serde_json::json!({
+                "event_id": format!("s-{i}"),
+                "time": format!("2026-01-01T{:02}:{:02}:{:02}Z", i / 3600, i / 60 % 60, i % 60),
+                "item_id": format!("SKU-{}", i % 37),
+                "item_name": format!("Thing {} for {}", i % 37, PLANTED[1]),
+                "category": category,
+                "quantity": 1 + i % 4,
+                "unit_price": format!("{}.{:02}", 1 + i % 9, i % 100),
+                "currency": "USD",
+            })
+            .to_string()
+        })
+        .collect();
+    let mut wire = Vec::new();
+    for r in &records {
+        let event = serde_json::json!({
+            "@timestamp": "2026-12-04T10:00:00.000Z",
+            "message": r,
+            "customer.name": PLANTED[0],
+            "customer.card": PLANTED[2],
+        });
+        wire.extend_from_slice(event.to_string().as_bytes());
+        wire.push(b'\n');
+    }
+    let sent = wire.len() as u64;
+    let writer = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", socket_port)).unwrap();
+        s.write_all(&wire).unwrap(); // blocks while the agent does not read: TCP's push-back
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while spool_bytes(&state) < SPOOL_BOUND {
+        assert!(
+            Instant::now() < deadline,
+            "the spool never reached its bound"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500)); // time in which an agent that kept reading would spool more
+    let spooled = spool_bytes(&state);
+    assert!(
+        spooled <= SPOOL_BOUND + 2 * 65_536,
+        "the spool grew past its bound ({spooled} bytes) while the node was down"
+    );
+    assert!(
+        spooled * 10 < sent,
+        "the test sent too little ({sent} bytes) to show push-back"
+    );
+
+    let node_dir = work.path().join("node");
+    procs
+        .0
+        .push(spawn_serve_logged(&node_config, &node_dir, port, &node_log));
+    assert!(
+        wait_healthy(port, Duration::from_secs(30)),
+        "the node did not start"
+    );
+    writer.join().unwrap();
+    let expected = reference_results(&node_config, work.path(), &records);
+    wait_for_results(
+        &node_config,
+        &node_dir,
+        &expected,
+        Duration::from_secs(60),
+        || {
+            format!(
+                "agent log:\n{}",
+                std::fs::read_to_string(&agent_log).unwrap_or_default()
+            )
+        },
+    );
+    terminate(&mut procs.0[0]);
+    terminate(&mut procs.0[1]);
+    assert!(
+        dead_letters(&state).is_empty(),
+        "{:?}",
+        dead_letters(&state)
+    );
+    assert_none_planted_in(&[&node_dir, &state], &[&agent_log, &node_log]);
+}
