@@ -6,6 +6,8 @@
 //! HttpAppender, the socket left unread) until the node starts. Every purchase arrives exactly once (the node's
 //! results equal one replay of what the program logged), the three bad purchases are dead letters, and the planted
 //! personal data is nowhere: not in the node's API, its data directory, the agent's state or either process's log.
+//! A second test shows the socket intake's push-back directly, with a plain TCP client sending far more than the
+//! spool holds while the node is down.
 
 mod common;
 
