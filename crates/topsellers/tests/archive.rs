@@ -611,7 +611,7 @@ fn kafka_archive_holds_every_message_once_through_kill_9() {
     let sections = format!(
         "[engine]\nallowed_lateness_secs = 86400\n[node]\nidle_advance = false\n\
          [demo]\nrate_per_sec = 2.0\nduplicate_fraction = 0.0\n\
-         [archive]\ndir = \"{}\"\nmax_file_rows = 300\nmax_file_age_secs = 1\nkafka_group_id = \"{}\"\n",
+         [archive]\ndir = \"{}\"\nmax_file_rows = 100000\nmax_file_age_secs = 1\nkafka_group_id = \"{}\"\n",
         archive.display(),
         unique("archive")
     );
@@ -676,9 +676,11 @@ fn kafka_archive_holds_every_message_once_through_kill_9() {
         read_back(&archive)["rows"].as_u64().unwrap()
     };
 
-    // 1. Half the purchases; the archiver aborts after its second run is published, before committing it.
+    // 1. Half the purchases; the archiver aborts after its first run is published, before committing it. Runs end
+    // by age here (1 s), so a run rebuilt after the restart, when the second half has arrived, would end at another
+    // offset: only republishing exactly the interrupted run keeps its events from appearing twice.
     setup.publish(&[&first]);
-    let mut archiver = spawn(Some(2), "archive-1.log");
+    let mut archiver = spawn(Some(1), "archive-1.log");
     wait_exit(&mut archiver, Duration::from_secs(60));
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&archiver.wait().unwrap()),
