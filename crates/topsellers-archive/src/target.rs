@@ -59,8 +59,16 @@ impl ArchiveTarget {
         if bucket.is_empty() {
             return Err(bad("the URL names no bucket".into()));
         }
+        // The client's own retries (3 minutes by default) would hold a start-up or a publish that long; the
+        // archive retries a failed run itself, from its committed position.
+        let retry = object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(20),
+            ..object_store::RetryConfig::default()
+        };
         let store = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
+            .with_retry(retry)
             .build()
             .map_err(|e| bad(e.to_string()))?;
         let prefix = ObjectPath::from(prefix.trim_matches('/'));
