@@ -4,7 +4,9 @@
 //! names (like any mapped field: nothing else of the line is read) and sends, beside the scrubbed event, only
 //! `HMAC-SHA256(secret, customer id)`, truncated to 128 bits and written as 32 lowercase hex digits. The raw id
 //! never leaves the agent. What it is for: counting distinct buyers of an item or a category later (and spotting
-//! one buyer's repeated purchases) without anyone downstream learning who bought.
+//! one buyer's repeated purchases) without anyone downstream learning who bought. Every intake makes it the same
+//! way: a tailed line as it is parsed, `POST /v1/purchases` and the log4j2 appenders as they take the event, which
+//! then spool only the key (`customer_key` in the spool line, passed on unchanged when the spool is read).
 //!
 //! **Why a keyed hash and not a plain one.** Customer ids (and e-mail addresses) come from small, guessable
 //! sets: anyone holding a plain SHA-256 of an id can hash every candidate id and read the ids back, and can join
@@ -65,6 +67,13 @@ pub struct CustomerKey(String);
 impl CustomerKey {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A key made earlier, read back as it was written (the spool's `customer_key`): exactly 32 lowercase hex
+    /// digits, or `None`, so nothing but a key can pass for one.
+    pub(crate) fn from_hex(text: &str) -> Option<CustomerKey> {
+        (text.len() == 32 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| CustomerKey(text.to_string()))
     }
 }
 

@@ -158,8 +158,12 @@ impl Agent {
                 currency: None,
             };
             let glob = Glob::parse(&spool.path).map_err(AgentError::Config)?;
-            let parser = LineParser::new(&spool, limits, wall_clock_ms())
+            let mut parser = LineParser::new(&spool, limits, wall_clock_ms())
                 .map_err(|e| AgentError::Config(format!("{key}: {e}")))?;
+            if keyer.is_some() {
+                // The intake hashed the customer id before spooling; the key is carried on as it is.
+                parser = parser.with_spooled_customer_key();
+            }
             sources.push(Source {
                 glob,
                 parser,
@@ -442,5 +446,147 @@ impl Agent {
     /// Where dead letters go.
     pub fn dead_letter_path(&self) -> &Path {
         self.dead_letters.path()
+    }
+}
+
+/// What the tests of the pushed intakes share: an in-memory downstream, one agent pass over a state directory, and
+/// the check that a pushed event's customer key is the one a tailed file gives.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    pub const SECRET: &str = "a-test-secret-of-enough-bytes";
+    /// The raw customer id: it must never be written or sent.
+    pub const CUSTOMER_ID: &str = "C-PLANTED-4711";
+
+    /// A purchase in the canonical shape, with its customer id under `customer.id`.
+    pub fn purchase(item: &str) -> String {
+        format!(
+            r#"{{"item_id":"{item}","quantity":1,"unit_price":"2.50","time":"2026-01-01T00:00:00Z","customer":{{"id":"{CUSTOMER_ID}","name":"Jane"}}}}"#
+        )
+    }
+
+    /// `[agent.customer_key]` with `field = "customer.id"` and the secret in a file under `dir`.
+    pub fn customer_key(dir: &Path) -> CustomerKeyConfig {
+        let file = dir.join("customer-key-secret");
+        std::fs::write(&file, format!("{SECRET}\n")).unwrap();
+        CustomerKeyConfig {
+            field: "customer.id".into(),
+            secret_file: Some(file),
+            secret_env: None,
+        }
+    }
+
+    /// The in-memory downstream: keeps every delivered event.
+    struct Collect(Arc<Mutex<Vec<AgentEvent>>>);
+
+    impl Downstream for Collect {
+        fn deliver(&mut self, events: &[AgentEvent]) -> Result<(), DeliveryError> {
+            self.0.lock().unwrap().extend_from_slice(events);
+            Ok(())
+        }
+
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    /// Runs the agent over `state` until nothing is new and returns what it delivered: the pushed intakes' spools
+    /// (as `config` enables them) and, when `config` has none, no files.
+    pub fn deliver(config: &AgentConfig, state: &Path) -> Vec<AgentEvent> {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let downstream = Box::new(Collect(got.clone()));
+        let mut agent = Agent::new(config, &Limits::default(), state, downstream).unwrap();
+        let stop = AtomicBool::new(false);
+        while agent.scan(&stop).unwrap() {}
+        let events = got.lock().unwrap().clone();
+        events
+    }
+
+    /// Every byte of every spool segment under `state` (none yet: empty).
+    pub fn spool_text(state: &Path) -> String {
+        let mut text = String::new();
+        let Ok(segments) = std::fs::read_dir(spool::spool_dir(state)) else {
+            return text;
+        };
+        for entry in segments {
+            text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+        }
+        text
+    }
+
+    /// The key the agent gives [`purchase`]`(item)` when it tails it from a file, with the same config.
+    fn key_from_a_tailed_file(config: &AgentConfig, dir: &Path) -> Option<CustomerKey> {
+        let file = dir.join("tailed.jsonl");
+        std::fs::write(&file, purchase("tailed") + "\n").unwrap();
+        let config = AgentConfig {
+            files: vec![FileSource {
+                path: file.display().to_string(),
+                format: LineFormat::Json,
+                fields: topsellers_ingest::FieldMapping::canonical(),
+                time_format: "rfc3339".into(),
+                time_zone: "UTC".into(),
+                currency: None,
+            }],
+            http: None,
+            log4j2: None,
+            ..config.clone()
+        };
+        let events = deliver(&config, &dir.join("tailed-state"));
+        assert_eq!(events.len(), 1);
+        events[0].customer_key.clone()
+    }
+
+    /// After an intake spooled events whose customer id is [`CUSTOMER_ID`] (their item ids start with `keyed`)
+    /// and others without one (`anonymous`): the raw id is neither in the spool nor in what is delivered; with
+    /// `[agent.customer_key]` every `keyed` event carries the key a tailed file gives the same id (hashed once, not
+    /// again from the spool) and `anonymous` ones none; without it, no event and no spool line has a key. Returns
+    /// the delivered events.
+    pub fn assert_keys_delivered(
+        config: &AgentConfig,
+        state: &Path,
+        dir: &Path,
+    ) -> Vec<AgentEvent> {
+        let spooled = spool_text(state);
+        assert!(!spooled.contains(CUSTOMER_ID), "{spooled}");
+        let events = deliver(config, state);
+        assert!(events.iter().any(|e| e.event.item_id.starts_with("keyed")));
+        let shown = format!("{events:?}");
+        assert!(!shown.contains(CUSTOMER_ID), "{shown}");
+        let mut sent = Vec::new();
+        for e in &events {
+            encode_canonical_keyed(&e.event, e.customer_key.as_ref(), 2, &mut sent);
+        }
+        assert!(!String::from_utf8_lossy(&sent).contains(CUSTOMER_ID));
+        match &config.customer_key {
+            None => {
+                assert!(!spooled.contains("customer_key"), "{spooled}");
+                assert!(events.iter().all(|e| e.customer_key.is_none()), "{shown}");
+            }
+            Some(c) => {
+                let key = key_from_a_tailed_file(config, dir).expect("the file gives a key");
+                assert_eq!(
+                    Some(&key),
+                    CustomerKeyer::from_config(c)
+                        .unwrap()
+                        .key(CUSTOMER_ID)
+                        .as_ref()
+                );
+                assert!(
+                    spooled.contains(&format!("\"customer_key\":\"{}\"", key.as_str())),
+                    "{spooled}"
+                );
+                for e in &events {
+                    let id = &e.event.item_id;
+                    if id.starts_with("keyed") {
+                        assert_eq!(e.customer_key.as_ref(), Some(&key), "{shown}");
+                    } else if id.starts_with("anonymous") {
+                        assert_eq!(e.customer_key, None, "{shown}");
+                    }
+                }
+            }
+        }
+        events
     }
 }

@@ -3,7 +3,7 @@
 //! the kept free text and counts it.
 
 use crate::config::{FileSource, LineFormat};
-use crate::customer_key::{CustomerKey, CustomerKeyer};
+use crate::customer_key::{CustomerKey, CustomerKeyConfig, CustomerKeyer};
 use crate::raw::RawLine;
 use json_select::Wanted;
 use serde_json::{Map, Value};
@@ -22,16 +22,91 @@ pub struct LineParser {
     builder: RecordBuilder,
     /// `(field, mapped name, name split at dots)` of every mapped field.
     keys: Vec<(Field, String, Vec<String>)>,
-    /// `[agent.customer_key]`, when configured: the customer id's key, split at dots, and the keyer.
+    /// `[agent.customer_key]`, when configured: where the customer id (or, in a spool, its key) is.
     customer: Option<CustomerField>,
     /// The JSON keys kept while parsing (every mapped name, the customer id's): the rest is skipped unread.
     wanted: Wanted,
 }
 
-struct CustomerField {
+/// Where a record's customer key comes from: the key (dotted paths allowed) and what its value is.
+#[derive(Clone, Debug)]
+pub(crate) struct CustomerField {
     name: String,
     segments: Vec<String>,
-    keyer: CustomerKeyer,
+    from: KeyFrom,
+}
+
+#[derive(Clone, Debug)]
+enum KeyFrom {
+    /// The raw customer id, hashed with the secret: files, and the pushed intakes before they spool an event.
+    Id(CustomerKeyer),
+    /// A key an intake already made (the spool's `customer_key`): passed on unchanged, never hashed again.
+    Spooled,
+}
+
+impl CustomerField {
+    /// The customer id is under `field` (`[agent.customer_key] field`).
+    pub(crate) fn id(field: &str, keyer: CustomerKeyer) -> CustomerField {
+        CustomerField::new(field, KeyFrom::Id(keyer))
+    }
+
+    /// `[agent.customer_key]` as a pushed intake uses it: `None` when it is off; fails when the secret cannot be
+    /// read.
+    pub(crate) fn configured(
+        config: Option<&CustomerKeyConfig>,
+    ) -> std::io::Result<Option<CustomerField>> {
+        let Some(config) = config else {
+            return Ok(None);
+        };
+        let keyer = CustomerKeyer::from_config(config)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        Ok(Some(CustomerField::id(&config.field, keyer)))
+    }
+
+    /// The spool's `customer_key` (as [`crate::encode_canonical_keyed`] writes it), made by an intake with
+    /// [`CustomerField::id`].
+    fn spooled() -> CustomerField {
+        CustomerField::new("customer_key", KeyFrom::Spooled)
+    }
+
+    fn new(field: &str, from: KeyFrom) -> CustomerField {
+        CustomerField {
+            name: field.to_string(),
+            segments: field.split('.').map(str::to_string).collect(),
+            from,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The value under this field in `object`, if any.
+    pub(crate) fn find<'v>(&self, object: &'v Map<String, Value>) -> Option<&'v Value> {
+        lookup(object, &self.name, &self.segments)
+    }
+
+    /// The key of a JSON record (an object) holding this field.
+    pub(crate) fn key_in(&self, record: &Value) -> Option<CustomerKey> {
+        self.key_of_value(self.find(record.as_object()?)?)
+    }
+
+    /// The key of a JSON value found under this field (a string, or a number as id).
+    pub(crate) fn key_of_value(&self, value: &Value) -> Option<CustomerKey> {
+        match (value, &self.from) {
+            (Value::String(text), _) => self.key_of_text(text),
+            (Value::Number(id), KeyFrom::Id(keyer)) => keyer.key(&id.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The key of a text value found under this field (a `key=value` pair).
+    pub(crate) fn key_of_text(&self, text: &str) -> Option<CustomerKey> {
+        match &self.from {
+            KeyFrom::Id(keyer) => keyer.key(text),
+            KeyFrom::Spooled => CustomerKey::from_hex(text),
+        }
+    }
 }
 
 impl LineParser {
@@ -71,18 +146,24 @@ impl LineParser {
 
     /// Also reads the customer id from `field` (one more allow-listed key) and turns it into a
     /// [`CustomerKey`]; the id itself is never kept.
-    pub fn with_customer_key(mut self, field: &str, keyer: CustomerKeyer) -> LineParser {
+    pub fn with_customer_key(self, field: &str, keyer: CustomerKeyer) -> LineParser {
+        self.with_customer(CustomerField::id(field, keyer))
+    }
+
+    /// For a spool: also reads the `customer_key` the intake wrote and passes it on as it is (never hashed again;
+    /// a value that is not a key is ignored).
+    pub fn with_spooled_customer_key(self) -> LineParser {
+        self.with_customer(CustomerField::spooled())
+    }
+
+    fn with_customer(mut self, customer: CustomerField) -> LineParser {
         self.wanted = Wanted::new(
             self.keys
                 .iter()
                 .map(|(_, name, _)| name.as_str())
-                .chain([field]),
+                .chain([customer.name()]),
         );
-        self.customer = Some(CustomerField {
-            name: field.to_string(),
-            segments: field.split('.').map(str::to_string).collect(),
-            keyer,
-        });
+        self.customer = Some(customer);
         self
     }
 
@@ -180,14 +261,10 @@ impl LineParser {
             let found = lookup(&object, name, segments);
             values.set(*field, found.map_or(FieldValue::Absent, field_value));
         }
-        let key =
-            self.customer
-                .as_ref()
-                .and_then(|c| match lookup(&object, &c.name, &c.segments)? {
-                    Value::String(id) => c.keyer.key(id),
-                    Value::Number(id) => c.keyer.key(&id.to_string()),
-                    _ => None,
-                });
+        let key = self
+            .customer
+            .as_ref()
+            .and_then(|c| c.key_of_value(c.find(&object)?));
         (self.builder.build(&values, Location::Record(0)), key)
     }
 
@@ -197,7 +274,7 @@ impl LineParser {
         for (key, value) in KvPairs::new(text) {
             if let Some(c) = &self.customer {
                 if customer_key.is_none() && c.name == key {
-                    customer_key = c.keyer.key(&value);
+                    customer_key = c.key_of_text(&value);
                     continue;
                 }
             }
@@ -455,6 +532,39 @@ mod tests {
         let (parsed, key) = kv.parse_keyed(&RawLine::new(line.as_bytes(), 0));
         assert!(matches!(parsed, Parsed::Event(_)));
         assert_eq!(key, keyer.key("C-991"));
+    }
+
+    /// A spool line's `customer_key` is passed on as it is (made once, at the intake), and only when it is a key.
+    #[test]
+    fn spooled_customer_key_is_carried_not_hashed_again() {
+        let key = CustomerKeyer::new(b"a-secret-of-enough-bytes")
+            .unwrap()
+            .key("C-991")
+            .unwrap();
+        let spooled = |customer_key: &str| {
+            format!(
+                r#"{{"time":1767225600000,"item_id":"A","quantity":1,"unit_price":"2.50","currency":"USD","customer_key":"{customer_key}"}}"#
+            )
+        };
+        let mut carried = LineParser::new(
+            &source(LineFormat::Json, FieldMapping::canonical()),
+            &Limits::default(),
+            NOW,
+        )
+        .unwrap()
+        .with_spooled_customer_key();
+        let line = spooled(key.as_str());
+        let (parsed, got) = carried.parse_keyed(&RawLine::new(line.as_bytes(), 0));
+        assert!(matches!(parsed, Parsed::Event(_)), "{parsed:?}");
+        assert_eq!(got, Some(key));
+        for not_a_key in ["C-991", "ABCDEF0123456789ABCDEF0123456789", "abc"] {
+            let line = spooled(not_a_key);
+            let (parsed, got) = carried.parse_keyed(&RawLine::new(line.as_bytes(), 0));
+            assert!(
+                matches!(parsed, Parsed::Event(_)) && got.is_none(),
+                "{not_a_key}"
+            );
+        }
     }
 
     #[test]

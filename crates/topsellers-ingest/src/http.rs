@@ -2,7 +2,7 @@
 
 use crate::builder::{Location, RecordBuilder};
 use crate::config::{InputConfig, Limits};
-use crate::json::{judge_json_text, judge_json_value, JsonPaths};
+use crate::json::{judge_json_text_value, judge_json_value, JsonPaths};
 use crate::scrub::Redactions;
 use crate::{IngestError, Parsed};
 use serde_json::Value;
@@ -42,39 +42,45 @@ impl HttpBodyParser {
     /// One result per record, in body order; record numbers start at 1. A body that is not JSON at
     /// all gives one dead letter for the whole body.
     pub fn parse(&mut self, body: &[u8]) -> Vec<Parsed> {
+        let mut out = Vec::new();
+        self.parse_each(body, |parsed, _| out.push(parsed));
+        out
+    }
+
+    /// [`HttpBodyParser::parse`], handing each result to `each` together with the record's JSON value (`None`
+    /// when the record is not JSON), so a caller can read one more key of its own from the raw record, such as
+    /// the agent's customer id, without splitting the body a second time.
+    pub fn parse_each(&mut self, body: &[u8], mut each: impl FnMut(Parsed, Option<&Value>)) {
         let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
         let trimmed = body.trim_ascii_start();
         match trimmed.first() {
-            None => Vec::new(),
-            Some(b'[') => self.parse_array(trimmed),
+            None => {}
+            Some(b'[') => self.parse_array(trimmed, &mut each),
             Some(b'{') => match serde_json::from_slice::<Value>(trimmed) {
                 // A single (possibly pretty-printed) object.
-                Ok(value) => vec![judge_json_value(
-                    &value,
-                    Location::Record(1),
-                    &self.paths,
-                    &mut self.builder,
-                )],
-                Err(_) => self.parse_lines(body),
+                Ok(value) => each(
+                    judge_json_value(&value, Location::Record(1), &self.paths, &mut self.builder),
+                    Some(&value),
+                ),
+                Err(_) => self.parse_lines(body, &mut each),
             },
-            Some(_) => self.parse_lines(body),
+            Some(_) => self.parse_lines(body, &mut each),
         }
     }
 
-    fn parse_array(&mut self, body: &[u8]) -> Vec<Parsed> {
+    fn parse_array(&mut self, body: &[u8], each: &mut impl FnMut(Parsed, Option<&Value>)) {
         match serde_json::from_slice::<Vec<Value>>(body) {
-            Ok(records) => records
-                .iter()
-                .enumerate()
-                .map(|(i, value)| {
-                    judge_json_value(
+            Ok(records) => {
+                for (i, value) in records.iter().enumerate() {
+                    let parsed = judge_json_value(
                         value,
                         Location::Record(i as u64 + 1),
                         &self.paths,
                         &mut self.builder,
-                    )
-                })
-                .collect(),
+                    );
+                    each(parsed, Some(value));
+                }
+            }
             Err(e) => {
                 let mut letter: DeadLetter = self.builder.dead_letter(
                     Location::Record(1),
@@ -87,13 +93,12 @@ impl HttpBodyParser {
                 );
                 // No record boundary can be trusted in a broken array: the whole body is at fault.
                 letter.location = "body".into();
-                vec![Parsed::Rejected(letter)]
+                each(Parsed::Rejected(letter), None);
             }
         }
     }
 
-    fn parse_lines(&mut self, body: &[u8]) -> Vec<Parsed> {
-        let mut out = Vec::new();
+    fn parse_lines(&mut self, body: &[u8], each: &mut impl FnMut(Parsed, Option<&Value>)) {
         let mut number = 0u64;
         for line in body.split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -101,14 +106,14 @@ impl HttpBodyParser {
                 continue;
             }
             number += 1;
-            out.push(judge_json_text(
+            let (parsed, value) = judge_json_text_value(
                 line,
                 Location::Record(number),
                 &self.paths,
                 &mut self.builder,
-            ));
+            );
+            each(parsed, value.as_ref());
         }
-        out
     }
 }
 

@@ -76,24 +76,41 @@ pub(crate) fn judge_json_text(
     paths: &JsonPaths,
     builder: &mut RecordBuilder,
 ) -> Parsed {
+    judge_json_text_value(bytes, location, paths, builder).0
+}
+
+/// [`judge_json_text`], also giving back the record's JSON value when the text is JSON.
+pub(crate) fn judge_json_text_value(
+    bytes: &[u8],
+    location: Location,
+    paths: &JsonPaths,
+    builder: &mut RecordBuilder,
+) -> (Parsed, Option<Value>) {
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return Parsed::Rejected(builder.dead_letter(
+        let letter = builder.dead_letter(
             location,
             None,
             RejectReason::InvalidUtf8,
             "the record is not valid UTF-8; send JSON encoded as UTF-8".into(),
             None,
-        ));
+        );
+        return (Parsed::Rejected(letter), None);
     };
     match serde_json::from_str::<Value>(text) {
-        Ok(value) => judge_json_value(&value, location, paths, builder),
-        Err(e) => Parsed::Rejected(builder.dead_letter(
-            location,
-            None,
-            RejectReason::Malformed,
-            format!("the record is not valid JSON ({e}); write one JSON object per line"),
-            None,
-        )),
+        Ok(value) => (
+            judge_json_value(&value, location, paths, builder),
+            Some(value),
+        ),
+        Err(e) => {
+            let letter = builder.dead_letter(
+                location,
+                None,
+                RejectReason::Malformed,
+                format!("the record is not valid JSON ({e}); write one JSON object per line"),
+                None,
+            );
+            (Parsed::Rejected(letter), None)
+        }
     }
 }
 

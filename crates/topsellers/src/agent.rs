@@ -108,13 +108,20 @@ pub fn run(config: &Config) -> Result<()> {
         Some(http) => Some(topsellers_agent::intake::start(
             http,
             &config.limits,
+            config.agent.customer_key.as_ref(),
             &dir,
             stop.clone(),
         )?),
         None => None,
     };
     let log4j2 = match &config.agent.log4j2 {
-        Some(l) => topsellers_agent::log4j2::start(l, &config.limits, &dir, stop.clone())?,
+        Some(l) => topsellers_agent::log4j2::start(
+            l,
+            &config.limits,
+            config.agent.customer_key.as_ref(),
+            &dir,
+            stop.clone(),
+        )?,
         None => Vec::new(),
     };
     let stats = agent.run(&stop)?;

@@ -485,7 +485,8 @@ fn post_until_ok(port: u16, body: &[u8], full: &mut u32) {
 
 /// The agent's own `POST /v1/purchases`: a 200 survives SIGKILL of the agent, and while the node is down the
 /// spool fills to its bound and the agent answers 503 instead of dropping; once the node is back, everything
-/// arrives exactly once and without the planted personal data.
+/// arrives exactly once and without the planted personal data. With `[agent.customer_key]` keyed by the planted
+/// e-mail, the spool holds its keyed hash and never the e-mail.
 #[test]
 fn http_intake_spools_through_kill_9_and_node_outage() {
     let work = tempfile::tempdir().unwrap();
@@ -517,6 +518,8 @@ fn http_intake_spools_through_kill_9_and_node_outage() {
     let state = work.path().join("agent-state");
     let agent_port = free_port();
     let agent_config = work.path().join("agent.toml");
+    let secret_file = work.path().join("customer-key");
+    std::fs::write(&secret_file, "agent-test-customer-key-secret\n").unwrap();
     std::fs::write(
         &agent_config,
         format!(
@@ -533,8 +536,12 @@ auth_token = "{TOKEN}"
 listen = "127.0.0.1:{agent_port}"
 auth_token = "{TOKEN}"
 max_spool_bytes = 262144
+[agent.customer_key]
+field = "customer.email"
+secret_file = "{secret}"
 "#,
             state = state.display(),
+            secret = secret_file.display(),
         ),
     )
     .unwrap();
@@ -600,4 +607,22 @@ max_spool_bytes = 262144
         }
     }
     assert_no_planted("the agent's log", &std::fs::read(&agent_log).unwrap());
+    // The newest spool segment is kept: its events carry the keyed hash of the e-mail (which the scan above did not
+    // find anywhere).
+    let key = topsellers_agent::CustomerKeyer::new(b"agent-test-customer-key-secret")
+        .unwrap()
+        .key(PLANTED[1])
+        .unwrap();
+    let spooled: String = files_under(&spool)
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let events = spooled.lines().filter(|l| l.contains("\"item_id\""));
+    assert!(events.clone().count() > 0, "the spool is empty");
+    for line in events {
+        assert!(
+            line.contains(&format!("\"customer_key\":\"{}\"", key.as_str())),
+            "a spooled event without the customer key: {line}"
+        );
+    }
 }

@@ -11,9 +11,13 @@
 //! Only the named keys are read (the allow-list): the customer's name, e-mail or card in other keys of the message
 //! or the ThreadContext are never copied anywhere, and the kept text goes through the same [`RecordBuilder`] as
 //! every other input, which redacts personal data in it.
+//!
+//! With `[agent.customer_key]`, its `field` is looked up in the same places, in the same order, and only its keyed
+//! hash is kept ([`Log4j2Parser::parse_keyed`]).
 
 use super::Log4j2Config;
-use crate::parse::{field_value, lookup, KvPairs};
+use crate::customer_key::CustomerKey;
+use crate::parse::{field_value, lookup, CustomerField, KvPairs};
 use crate::raw::RawLine;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -28,7 +32,12 @@ pub struct Log4j2Parser {
     builder: RecordBuilder,
     /// `(field, mapped name, name split at dots)` of every mapped field.
     keys: Vec<(Field, String, Vec<String>)>,
+    /// `[agent.customer_key]`, when configured.
+    customer: Option<CustomerField>,
 }
+
+/// A judged event and, when it is accepted and a customer key is configured and found, its customer key.
+pub type Keyed = (Parsed, Option<CustomerKey>);
 
 /// Where a purchase's fields are in the message.
 enum Message<'a> {
@@ -62,7 +71,17 @@ impl Log4j2Parser {
                 ))
             })
             .collect();
-        Ok(Log4j2Parser { builder, keys })
+        Ok(Log4j2Parser {
+            builder,
+            keys,
+            customer: None,
+        })
+    }
+
+    /// Also reads the customer id (looked up like every field) and keeps only its [`CustomerKey`].
+    pub(crate) fn with_customer(mut self, customer: Option<CustomerField>) -> Log4j2Parser {
+        self.customer = customer;
+        self
     }
 
     /// Personal data replaced (or refused in ids) so far.
@@ -86,29 +105,37 @@ impl Log4j2Parser {
 
     /// Judges one event as it came off the wire (a line of the socket).
     pub fn parse(&mut self, raw: &RawLine<'_>, location: &str) -> Parsed {
+        self.parse_keyed(raw, location).0
+    }
+
+    /// [`Log4j2Parser::parse`], with the customer key of an accepted event.
+    pub fn parse_keyed(&mut self, raw: &RawLine<'_>, location: &str) -> Keyed {
         self.builder.set_now(wall_clock_ms());
         let Ok(text) = std::str::from_utf8(raw.bytes().trim_ascii_end()) else {
-            return located(
-                Parsed::Rejected(self.letter(
-                    location,
-                    RejectReason::InvalidUtf8,
-                    "the event is not valid UTF-8; log4j2's JSON layouts write UTF-8 unless the layout's charset says otherwise".into(),
-                )),
+            let letter = self.letter(
                 location,
+                RejectReason::InvalidUtf8,
+                "the event is not valid UTF-8; log4j2's JSON layouts write UTF-8 unless the layout's charset says otherwise".into(),
             );
+            return (Parsed::Rejected(letter), None);
         };
-        let parsed = match serde_json::from_str::<Value>(text) {
+        let judged = match serde_json::from_str::<Value>(text) {
             Ok(event) => self.judge(&event),
             // serde_json's messages name the position and the kind of mistake, never the content.
-            Err(e) => self.reject(format!(
+            Err(e) => (self.reject(format!(
                 "the event is not valid JSON ({e}); use JsonTemplateLayout, or JsonLayout with compact=\"true\" eventEol=\"true\""
-            )),
+            )), None),
         };
-        located(parsed, location)
+        located(judged, location)
     }
 
     /// Judges one event already parsed as JSON (one of a request body's events).
     pub fn parse_value(&mut self, event: &Value, location: &str) -> Parsed {
+        self.parse_value_keyed(event, location).0
+    }
+
+    /// [`Log4j2Parser::parse_value`], with the customer key of an accepted event.
+    pub fn parse_value_keyed(&mut self, event: &Value, location: &str) -> Keyed {
         self.builder.set_now(wall_clock_ms());
         located(self.judge(event), location)
     }
@@ -117,12 +144,13 @@ impl Log4j2Parser {
         Parsed::Rejected(self.letter("", RejectReason::Malformed, message))
     }
 
-    fn judge(&mut self, event: &Value) -> Parsed {
+    fn judge(&mut self, event: &Value) -> Keyed {
         let Value::Object(event) = event else {
-            return self.reject(format!(
+            let message = format!(
                 "the event is {}, not a JSON object; use JsonTemplateLayout or JsonLayout",
                 kind(event)
-            ));
+            );
+            return (self.reject(message), None);
         };
         let parsed_message: Map<String, Value>;
         let message = match event.get("message") {
@@ -133,8 +161,8 @@ impl Log4j2Parser {
                         parsed_message = m;
                         Message::Object(&parsed_message)
                     }
-                    Ok(other) => return self.reject(format!("the event's message starts with '{{' but is {}, not one JSON object; log the purchase as one JSON object or as key=value pairs", kind(&other))),
-                    Err(e) => return self.reject(format!("the event's message starts with '{{' but is not valid JSON ({e}); log the purchase as one JSON object or as key=value pairs")),
+                    Ok(other) => return (self.reject(format!("the event's message starts with '{{' but is {}, not one JSON object; log the purchase as one JSON object or as key=value pairs", kind(&other))), None),
+                    Err(e) => return (self.reject(format!("the event's message starts with '{{' but is not valid JSON ({e}); log the purchase as one JSON object or as key=value pairs")), None),
                 }
             }
             Some(Value::String(s)) => Message::Pairs(s),
@@ -142,8 +170,15 @@ impl Log4j2Parser {
         };
         // The allow-list for key=value text: only mapped keys are kept, the first of each.
         let mut pairs: Vec<(Field, Cow<'_, str>)> = Vec::new();
+        let mut customer_pair: Option<Cow<'_, str>> = None;
         if let Message::Pairs(text) = message {
             for (key, value) in KvPairs::new(text) {
+                if let Some(c) = &self.customer {
+                    if customer_pair.is_none() && c.name() == key {
+                        customer_pair = Some(value);
+                        continue;
+                    }
+                }
                 if let Some((field, ..)) = self.keys.iter().find(|(_, name, _)| name == key) {
                     if !pairs.iter().any(|(f, _)| f == field) {
                         pairs.push((*field, value));
@@ -175,15 +210,36 @@ impl Log4j2Parser {
                 .unwrap_or(FieldValue::Absent);
             values.set(*field, value);
         }
-        self.builder.build(&values, Location::Record(0))
+        let parsed = self.builder.build(&values, Location::Record(0));
+        let Some(c) = self
+            .customer
+            .as_ref()
+            .filter(|_| matches!(parsed, Parsed::Event(_)))
+        else {
+            return (parsed, None);
+        };
+        // The customer id, from the first place that has it, in the order of the fields.
+        let key = match message {
+            Message::Object(m) => c.find(m).map(|v| c.key_of_value(v)),
+            Message::Pairs(_) => customer_pair.map(|v| c.key_of_text(&v)),
+            Message::None => None,
+        }
+        .or_else(|| {
+            context
+                .and_then(|ctx| c.find(ctx))
+                .map(|v| c.key_of_value(v))
+        })
+        .or_else(|| c.find(event).map(|v| c.key_of_value(v)))
+        .flatten();
+        (parsed, key)
     }
 }
 
-fn located(mut parsed: Parsed, location: &str) -> Parsed {
-    if let Parsed::Rejected(letter) = &mut parsed {
+fn located(mut judged: Keyed, location: &str) -> Keyed {
+    if let Parsed::Rejected(letter) = &mut judged.0 {
         letter.location = location.to_string();
     }
-    parsed
+    judged
 }
 
 fn kind(value: &Value) -> &'static str {

@@ -6,7 +6,7 @@
 //! application (or a FailoverAppender) keeps the event. A body longer than `max_event_bytes` is an `oversized`
 //! dead letter and a `413`.
 
-use super::Shared;
+use super::{Keyed, Shared};
 use crate::http_server;
 use axum::body::Body;
 use axum::extract::State;
@@ -103,29 +103,29 @@ async fn events(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bod
 
 /// The body's events, in order (`event 1`, `event 2`, ...). JSON that breaks off ends the body: one dead letter for
 /// the rest, since no event boundary after it can be trusted.
-fn parse_body(parser: &mut super::Log4j2Parser, body: &[u8]) -> Vec<Parsed> {
+fn parse_body(parser: &mut super::Log4j2Parser, body: &[u8]) -> Vec<Keyed> {
     if std::str::from_utf8(body).is_err() {
-        return vec![Parsed::Rejected(parser.letter(
+        return vec![(Parsed::Rejected(parser.letter(
             "body",
             RejectReason::InvalidUtf8,
             "the request body is not valid UTF-8; log4j2's JSON layouts write UTF-8 unless the layout's charset says otherwise".into(),
-        ))];
+        )), None)];
     }
     let mut out = Vec::new();
     let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
     while let Some(next) = stream.next() {
         let number = out.len() + 1;
         match next {
-            Ok(event) => out.push(parser.parse_value(&event, &format!("event {number}"))),
+            Ok(event) => out.push(parser.parse_value_keyed(&event, &format!("event {number}"))),
             Err(e) => {
-                out.push(Parsed::Rejected(parser.letter(
+                out.push((Parsed::Rejected(parser.letter(
                     &format!("event {number}"),
                     RejectReason::Malformed,
                     format!(
                         "the request body is not valid JSON from byte {} on ({e}); send one JSON layout event per request (JsonTemplateLayout, or JsonLayout)",
                         stream.byte_offset()
                     ),
-                )));
+                )), None));
                 break;
             }
         }
@@ -143,7 +143,7 @@ mod tests {
         let mut p = Log4j2Parser::new(&Log4j2Config::default(), &Limits::default(), 0).unwrap();
         parse_body(&mut p, body)
             .into_iter()
-            .map(|p| match p {
+            .map(|(p, _)| match p {
                 Parsed::Event(_) => "event".to_string(),
                 Parsed::Skipped(_) => "skipped".to_string(),
                 Parsed::Rejected(d) => format!("{} {}", d.reason.as_str(), d.location),
@@ -169,5 +169,60 @@ mod tests {
         assert_eq!(reasons(deep.as_bytes()), ["malformed event 1"]);
         assert_eq!(reasons(b"\xff\xfe{}"), ["invalid_utf8 body"]);
         assert!(reasons(b"  \n").is_empty());
+    }
+
+    /// The HttpAppender's events (the id in the message's JSON, in key=value text, in the ThreadContext) through the
+    /// intake and the agent: the key arrives as a tailed file gives it, the id nowhere; off, nothing changes.
+    #[test]
+    fn customer_key_is_made_at_intake_and_carried_through_the_spool() {
+        use crate::testutil::{assert_keys_delivered, customer_key, purchase, CUSTOMER_ID};
+        for configured in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let log4j2 = Log4j2Config {
+                http_listen: Some("127.0.0.1:8092".into()),
+                ..Log4j2Config::default()
+            };
+            let config = crate::AgentConfig {
+                log4j2: Some(log4j2.clone()),
+                customer_key: configured.then(|| customer_key(dir.path())),
+                ..crate::AgentConfig::default()
+            };
+            let shared = Shared::new(
+                &log4j2,
+                &Limits::default(),
+                config.customer_key.as_ref(),
+                &state,
+            )
+            .unwrap();
+            let purchase_kv = |item: &str| {
+                format!("item_id={item} quantity=1 unit_price=2.50 time=2026-01-01T00:00:00Z")
+            };
+            let bodies = [
+                format!(r#"{{"message":{}}}"#, purchase("keyed-object")),
+                format!(
+                    r#"{{"message":"{} customer.id={CUSTOMER_ID} email=jane@example.com"}}"#,
+                    purchase_kv("keyed-pairs")
+                ),
+                format!(
+                    r#"{{"message":"{}","contextMap":{{"customer.id":"{CUSTOMER_ID}"}}}}"#,
+                    purchase_kv("keyed-context")
+                ),
+                format!(
+                    r#"{{"message":"{}","customer.id":"{CUSTOMER_ID}"}}"#,
+                    purchase_kv("keyed-event")
+                ),
+                format!(r#"{{"message":"{}"}}"#, purchase_kv("anonymous")),
+            ];
+            for body in &bodies {
+                let mut parser = shared.parser(SOURCE.into()).unwrap();
+                let (accepted, letters) = shared
+                    .keep(&parse_body(&mut parser, body.as_bytes()))
+                    .unwrap();
+                assert_eq!((accepted, letters.len()), (1, 0), "{body}");
+            }
+            let events = assert_keys_delivered(&config, &state, dir.path());
+            assert_eq!(events.len(), bodies.len());
+        }
     }
 }

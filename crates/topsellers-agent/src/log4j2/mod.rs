@@ -11,15 +11,18 @@
 //! positions and ids. When the spool reaches `max_spool_bytes` (the downstream is down) the HTTP intake answers
 //! `503` with `Retry-After` and the socket intake stops reading, so TCP pushes back on the appender: nothing
 //! is dropped. An event that cannot be a purchase is a dead letter (reason, where; never its content) and the
-//! connection stays up.
+//! connection stays up. With `[agent.customer_key]`, an event's customer key is made here and spooled as
+//! `customer_key` beside it; the customer id itself is never written.
 
 mod event;
 mod http;
 mod socket;
 
-pub use event::Log4j2Parser;
+pub use event::{Keyed, Log4j2Parser};
 
-use crate::sink::encode_canonical;
+use crate::customer_key::CustomerKeyConfig;
+use crate::parse::CustomerField;
+use crate::sink::encode_canonical_keyed;
 use crate::spool::Spool;
 use crate::state::DeadLetters;
 use serde::{Deserialize, Serialize};
@@ -157,17 +160,38 @@ impl Log4j2Config {
 struct Shared {
     config: Log4j2Config,
     limits: Limits,
+    /// `[agent.customer_key]`, when configured.
+    customer: Option<CustomerField>,
     spool: Mutex<Spool>,
     dead_letters: Mutex<DeadLetters>,
 }
 
 impl Shared {
+    /// Fails when the field mapping, time format or zone is wrong, or the customer key's secret cannot be read.
+    fn new(
+        config: &Log4j2Config,
+        limits: &Limits,
+        customer_key: Option<&CustomerKeyConfig>,
+        state_dir: &Path,
+    ) -> io::Result<Arc<Shared>> {
+        let shared = Shared {
+            config: config.clone(),
+            limits: limits.clone(),
+            customer: CustomerField::configured(customer_key)?,
+            spool: Mutex::new(Spool::new(state_dir, SPOOL_PREFIX, config.max_spool_bytes)),
+            dead_letters: Mutex::new(DeadLetters::new(state_dir)),
+        };
+        shared.parser(String::new())?; // checked before anything listens
+        Ok(Arc::new(shared))
+    }
+
     fn parser(&self, source: String) -> io::Result<Log4j2Parser> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         let mut parser = Log4j2Parser::new(&self.config, &self.limits, now)
-            .map_err(|e| io::Error::other(format!("agent.log4j2: {e}")))?;
+            .map_err(|e| io::Error::other(format!("agent.log4j2: {e}")))?
+            .with_customer(self.customer.clone());
         parser.set_source(source);
         Ok(parser)
     }
@@ -181,14 +205,14 @@ impl Shared {
 
     /// Appends the accepted events to the spool (fsynced) and writes the dead letters: when this returns `Ok`
     /// both are durable. Returns the number of events and the dead letters.
-    fn keep(&self, parsed: &[Parsed]) -> io::Result<(u64, Vec<DeadLetter>)> {
+    fn keep(&self, parsed: &[Keyed]) -> io::Result<(u64, Vec<DeadLetter>)> {
         let mut lines = Vec::new();
         let mut letters = Vec::new();
         let mut accepted = 0;
-        for p in parsed {
+        for (p, key) in parsed {
             match p {
                 Parsed::Event(e) => {
-                    encode_canonical(e, self.limits.price_decimals, &mut lines);
+                    encode_canonical_keyed(e, key.as_ref(), self.limits.price_decimals, &mut lines);
                     accepted += 1;
                 }
                 Parsed::Skipped(_) => {}
@@ -210,20 +234,15 @@ impl Shared {
 }
 
 /// Starts the configured intakes, each on its own thread; they stop when `stop` is set. Fails at once when an
-/// address is taken or the field mapping is wrong.
+/// address is taken, the field mapping is wrong or the customer key's secret cannot be read.
 pub fn start(
     config: &Log4j2Config,
     limits: &Limits,
+    customer_key: Option<&CustomerKeyConfig>,
     state_dir: &Path,
     stop: Arc<AtomicBool>,
 ) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
-    let shared = Arc::new(Shared {
-        config: config.clone(),
-        limits: limits.clone(),
-        spool: Mutex::new(Spool::new(state_dir, SPOOL_PREFIX, config.max_spool_bytes)),
-        dead_letters: Mutex::new(DeadLetters::new(state_dir)),
-    });
-    shared.parser(String::new())?; // the mapping, time format and zone, checked before anything listens
+    let shared = Shared::new(config, limits, customer_key, state_dir)?;
     let mut threads = Vec::new();
     if let Some(address) = &config.socket_listen {
         let listener = crate::http_server::bind(address, "agent.log4j2.socket_listen")?;

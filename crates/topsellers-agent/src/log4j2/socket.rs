@@ -8,7 +8,7 @@
 //! closing is a `malformed` one. When the agent stops, each connection is read until it is quiet (at most 5 s), so
 //! what an appender wrote before the stop is spooled, not dropped with the connection.
 
-use super::Shared;
+use super::{Keyed, Shared};
 use crate::raw::RawLine;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -146,14 +146,14 @@ fn connection(
         let mut parsed = Vec::new();
         if n == 0 {
             if line.oversized || !line.bytes.trim_ascii().is_empty() {
-                parsed.push(Parsed::Rejected(parser.letter(
+                parsed.push((Parsed::Rejected(parser.letter(
                     &format!("byte {}", line.start),
                     RejectReason::Malformed,
                     format!(
                         "the connection closed in the middle of an event ({} bytes without the closing newline); the appender stopped mid-write, or its layout ends events without a newline (JsonLayout needs eventEol=\"true\")",
                         at - line.start
                     ),
-                )));
+                )), None));
             }
             keep(shared, parsed, stop, &mut counts);
             tracing::info!(target: "topsellers", %peer, events = counts.events, dead_letters = counts.dead_letters, "log4j2 socket connection closed by the appender");
@@ -163,19 +163,21 @@ fn connection(
         while let Some(i) = memchr::memchr(b'\n', rest) {
             let end = at + i as u64; // the newline's position
             if line.oversized || line.bytes.len() + i > max {
-                parsed.push(Parsed::Rejected(parser.letter(
+                parsed.push((Parsed::Rejected(parser.letter(
                     &format!("byte {}", line.start),
                     RejectReason::Oversized,
                     format!(
                         "the event is {} bytes, more than agent.log4j2.max_event_bytes ({max}); raise the limit or log smaller events",
                         end - line.start
                     ),
-                )));
+                )), None));
             } else {
                 line.bytes.extend_from_slice(&rest[..i]);
                 if !line.bytes.trim_ascii().is_empty() {
                     let location = format!("byte {}", line.start);
-                    parsed.push(parser.parse(&RawLine::new(&line.bytes, line.start), &location));
+                    parsed.push(
+                        parser.parse_keyed(&RawLine::new(&line.bytes, line.start), &location),
+                    );
                 }
             }
             line.bytes.clear();
@@ -205,7 +207,7 @@ struct Counts {
 
 /// Spools what a read gave, retrying while the state directory fails: the bytes were taken off the connection, so
 /// giving up would drop them.
-fn keep(shared: &Shared, parsed: Vec<Parsed>, stop: &AtomicBool, counts: &mut Counts) {
+fn keep(shared: &Shared, parsed: Vec<Keyed>, stop: &AtomicBool, counts: &mut Counts) {
     if parsed.is_empty() {
         return;
     }
@@ -223,6 +225,60 @@ fn keep(shared: &Shared, parsed: Vec<Parsed>, stop: &AtomicBool, counts: &mut Co
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log4j2::Log4j2Config;
+    use crate::testutil::{assert_keys_delivered, customer_key, purchase, spool_text};
+    use std::io::Write;
+    use topsellers_ingest::Limits;
+
+    /// SocketAppender lines over a real connection, through the intake and the agent: the key arrives as a tailed
+    /// file gives it, the id nowhere; off, nothing changes.
+    #[test]
+    fn customer_key_is_made_at_intake_and_carried_through_the_spool() {
+        for configured in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let state = dir.path().join("state");
+            let log4j2 = Log4j2Config {
+                socket_listen: Some("127.0.0.1:4560".into()),
+                ..Log4j2Config::default()
+            };
+            let config = crate::AgentConfig {
+                log4j2: Some(log4j2.clone()),
+                customer_key: configured.then(|| customer_key(dir.path())),
+                ..crate::AgentConfig::default()
+            };
+            let shared = Shared::new(
+                &log4j2,
+                &Limits::default(),
+                config.customer_key.as_ref(),
+                &state,
+            )
+            .unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let address = listener.local_addr().unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let server = spawn(listener, shared, stop.clone()).unwrap();
+            let anonymous = purchase("anonymous").replace(crate::testutil::CUSTOMER_ID, "");
+            let mut appender = TcpStream::connect(address).unwrap();
+            for line in [purchase("keyed-1"), anonymous, purchase("keyed-2")] {
+                writeln!(appender, r#"{{"message":{line}}}"#).unwrap();
+            }
+            drop(appender);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !spool_text(&state).contains("keyed-2") {
+                assert!(Instant::now() < deadline, "the intake spooled nothing");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            stop.store(true, Ordering::Relaxed);
+            server.join().unwrap();
+            let events = assert_keys_delivered(&config, &state, dir.path());
+            assert_eq!(events.len(), 3);
         }
     }
 }
