@@ -9,7 +9,8 @@
 //! planted: no detector recognises them (a product called "Jane Doe Mug" is not personal data), so keeping them out
 //! of item names is the shop's mapping, not the scrubber's job.
 //!
-//! Path: JSON and log4j `key=value` log files → `topsellers agent` (with the pseudonymous customer key on) → Kafka →
+//! Path: JSON and log4j `key=value` log files and the agent's own `POST /v1/purchases` → `topsellers agent` (with the
+//! pseudonymous customer key on) → Kafka →
 //! two `topsellers aggregate` groups → results in SQLite and in Redis → a `topsellers api` on each; the JSON file
 //! also through `topsellers archive` into Parquet. Bad lines and late events are among them, so the agent's dead
 //! letters and the dead-letter topic have content. Scanned: both topics (read back with `kcat`), the SQLite files
@@ -40,6 +41,9 @@ const IP4: &str = "203.0.113.77";
 const IP6: &str = "2001:db8:77:1::9a";
 const CUSTOMER_ID: &str = "CUST-PLANTED-80417";
 const SECRET: &str = "pii-audit-secret-0123456789abcdef";
+const TOKEN: &str = "pii-audit-token-0123456789";
+/// Purchases posted to the agent's HTTP intake (canonical keys, personal data beside them).
+const POSTED: usize = 18;
 
 /// The unkeyed hash a careless pseudonymisation would send: lowercase hex of SHA-256.
 fn plain_sha256(text: &str) -> String {
@@ -309,7 +313,13 @@ fn write_inputs(dir: &Path, p: &Plants) -> Inputs {
 }
 
 /// The shared part of both configs: engine, Kafka, the agent (files, mapping, customer key), the archive's input.
-fn base_config(work: &Path, bootstrap: &str, topic: &str, inputs: &Inputs) -> String {
+fn base_config(
+    work: &Path,
+    bootstrap: &str,
+    topic: &str,
+    inputs: &Inputs,
+    intake_port: u16,
+) -> String {
     format!(
         r#"
 [engine]
@@ -327,6 +337,9 @@ poll_interval_ms = 20
 batch_max_events = 25
 [agent.downstream]
 type = "kafka"
+[agent.http]
+listen = "127.0.0.1:{intake_port}"
+auth_token = "{TOKEN}"
 [agent.customer_key]
 field = "customer_id"
 secret_file = "{work}/secret/customer-key"
@@ -368,6 +381,58 @@ dir = "{work}/archive"
         json = inputs.json.display(),
         kv = inputs.kv.display(),
     )
+}
+
+/// The body posted to the agent's intake: canonical purchases with the planted data in keys no event has and in
+/// the item names.
+fn posted_body(p: &Plants) -> String {
+    let variants = kept_text_variants(p);
+    let now = jiff::Timestamp::now().as_second();
+    (0..POSTED)
+        .map(|i| {
+            serde_json::json!({
+                "time": rfc3339(now - 600 + i as i64),
+                "item_id": format!("H-{}", i % 4),
+                "item_name": variants[i % variants.len()],
+                "category": format!("gifts/for {EMAIL}"),
+                "quantity": 1,
+                "unit_price": "3.00",
+                "currency": "USD",
+                "customer_id": CUSTOMER_ID,
+                "customer": {"name": NAME, "email": EMAIL, "phone": PHONE_UK, "ip": IP4, "street": STREET},
+                "card": grouped(&p.card1, " "),
+            })
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Posts `body` to the agent's intake until it answers 200 (it may still be starting).
+fn post_to_agent(port: u16, body: &str, work: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let auth = format!("Bearer {TOKEN}");
+    loop {
+        match http(
+            port,
+            "POST",
+            "/v1/purchases",
+            &[("Authorization", auth.as_str())],
+            body.as_bytes(),
+        ) {
+            Ok(r) if r.status == 200 => return,
+            Ok(r) if r.status != 503 => {
+                panic!("the agent's intake answered {}: {}", r.status, r.body)
+            }
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent's intake never took the body: {}",
+            logs_of(work, "agent")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// One results store of the run: its config file and the processes reading and serving it.
@@ -724,7 +789,8 @@ fn planted_personal_data_reaches_no_sink() {
     );
 
     let topic = unique("pii-audit");
-    let base = base_config(&work, &bootstrap, &topic, &inputs);
+    let intake_port = free_port();
+    let base = base_config(&work, &bootstrap, &topic, &inputs, intake_port);
     let mut stores = vec![Store::new(
         &work,
         "sqlite",
@@ -756,20 +822,21 @@ fn planted_personal_data_reaches_no_sink() {
         &work,
         "agent",
     ));
+    post_to_agent(intake_port, &posted_body(&plants), &work);
+    let counted = inputs.counted + POSTED as u64;
 
     // Every store counts every good event (and nothing else).
     for s in &stores {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let counted = events_counted(s, &work);
-            if counted == Some(inputs.counted) {
+            let now_counted = events_counted(s, &work);
+            if now_counted == Some(counted) {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "the {} store counts {counted:?} events, not {}; agent: {}\naggregator: {}",
+                "the {} store counts {now_counted:?} events, not {counted}; agent: {}\naggregator: {}",
                 s.name,
-                inputs.counted,
                 logs_of(&work, "agent"),
                 logs_of(&work, &format!("aggregate-{}", s.name))
             );
@@ -831,10 +898,7 @@ fn planted_personal_data_reaches_no_sink() {
     std::fs::create_dir_all(&dumps).unwrap();
     let purchases = dump_topic(&bootstrap, &topic);
     let dead_letters = dump_topic(&bootstrap, &format!("{topic}.dead-letters"));
-    assert!(
-        purchases.lines().count() as u64 >= inputs.counted,
-        "{purchases}"
-    );
+    assert!(purchases.lines().count() as u64 >= counted, "{purchases}");
     assert!(
         dead_letters.contains("late"),
         "the late events are not on the dead-letter topic: {dead_letters}"
