@@ -104,7 +104,8 @@ impl NodeHttp {
         })
     }
 
-    fn post(&self) -> std::io::Result<u16> {
+    /// Sends the body; the answer's status and body.
+    fn post(&self) -> std::io::Result<(u16, Vec<u8>)> {
         let addr = self
             .target
             .host_port
@@ -134,7 +135,9 @@ impl NodeHttp {
             .and_then(|c| std::str::from_utf8(c).ok())
             .and_then(|c| c.parse().ok())
             .ok_or_else(|| std::io::Error::other("the answer has no HTTP status line"))?;
-        Ok(status)
+        let body = memchr::memmem::find(&answer, b"\r\n\r\n")
+            .map_or_else(Vec::new, |i| answer[i + 4..].to_vec());
+        Ok((status, body))
     }
 }
 
@@ -151,11 +154,18 @@ impl Downstream for NodeHttp {
         }
         let where_ = format!("http://{}{}", self.target.host_port, self.target.path);
         match self.post() {
-            Ok(200) => Ok(()),
-            Ok(s @ (401 | 403 | 404 | 413)) => Err(DeliveryError::Refused(format!(
+            Ok((200, _)) => Ok(()),
+            // The node judged every record and refused them all (late, say, after a long outage): they are in its
+            // dead letters, and sending them again can never succeed, so the batch is done. Retrying here stalled
+            // the agent for good on the first batch of late lines.
+            Ok((400, answer)) if every_record_judged(&answer) => {
+                tracing::warn!(target: "topsellers", events = events.len(), "{where_} refused every record of a batch (see its dead letters for why); going on with the next");
+                Ok(())
+            }
+            Ok((s @ (401 | 403 | 404 | 413), _)) => Err(DeliveryError::Refused(format!(
                 "{where_} answered {s}; check agent.downstream.url and auth_token (the node's server.auth_token), and that agent.batch_max_events fits the node's body limit"
             ))),
-            Ok(s) => Err(DeliveryError::Unavailable(format!("{where_} answered {s}"))),
+            Ok((s, _)) => Err(DeliveryError::Unavailable(format!("{where_} answered {s}"))),
             Err(e) => Err(DeliveryError::Unavailable(format!("{where_}: {e}"))),
         }
     }
@@ -163,6 +173,16 @@ impl Downstream for NodeHttp {
     fn describe(&self) -> String {
         format!("node http://{}{}", self.target.host_port, self.target.path)
     }
+}
+
+/// A node's 400 that lists rejected records: every record was read and judged (a 400 without them means the
+/// body itself was unusable, which retrying with a fixed agent may cure).
+fn every_record_judged(answer: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(answer).is_ok_and(|v| {
+        v["error"]["rejected"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+    })
 }
 
 /// One event as a canonical NDJSON line (`POST /v1/purchases` shape): times in epoch milliseconds, the price as
@@ -251,5 +271,16 @@ mod tests {
         assert_eq!(decimal(999, 2), "9.99");
         assert_eq!(decimal(-5, 2), "-0.05");
         assert_eq!(decimal(12, 0), "12");
+    }
+
+    #[test]
+    fn a_400_listing_rejected_records_ends_the_batch_other_400s_do_not() {
+        assert!(every_record_judged(
+            br#"{"error":{"kind":"bad_request","message":"none of the 2 records in the body is valid","rejected":[{"reason":"late"},{"reason":"late"}]}}"#
+        ));
+        assert!(!every_record_judged(
+            br#"{"error":{"kind":"bad_request","message":"the request body holds no purchases"}}"#
+        ));
+        assert!(!every_record_judged(b"<html>bad gateway</html>"));
     }
 }

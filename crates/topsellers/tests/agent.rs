@@ -186,7 +186,7 @@ fn purchase_lines(n: u64, work: &Path) -> Vec<String> {
     );
     let mut lines = Vec::new();
     let mut previous = String::new();
-    for (i, line) in std::fs::read_to_string(&gen).unwrap().lines().enumerate() {
+    for line in std::fs::read_to_string(&gen).unwrap().lines() {
         if line == previous {
             continue; // the generator repeats some lines on purpose, as retries; without ids they would count twice
         }
@@ -199,7 +199,15 @@ fn purchase_lines(n: u64, work: &Path) -> Vec<String> {
             serde_json::json!({"name": PLANTED[0], "email": PLANTED[1], "phone": PLANTED[3], "ip": PLANTED[4]}),
         );
         o.insert("card_number".into(), PLANTED[2].into());
-        if i % 7 == 0 {
+        // Every line of a chosen item carries the planted e-mail in its name, so the item's shown (latest) name
+        // does not depend on the order the agent reads rotated files in (chosen per line, it made the test flaky).
+        let item_sum: u32 = o["item_id"]
+            .as_str()
+            .unwrap_or_default()
+            .bytes()
+            .map(u32::from)
+            .sum();
+        if item_sum.is_multiple_of(7) {
             let name = o["item_name"].as_str().unwrap_or("item").to_string();
             o.insert(
                 "item_name".into(),
