@@ -81,8 +81,9 @@ pub struct RecordBuilder {
     /// Removed from the record being judged; counted only if it becomes an event (a dead letter's
     /// `record` is scrubbed, and counted, on its own).
     pending: Redactions,
-    /// Times written as text must carry an offset or `Z` (the HTTP/canonical shape).
-    require_time_offset: bool,
+    /// The canonical shape (HTTP, Kafka): fixed keys and no mapping, no configured zone, so times written
+    /// as text must carry an offset or `Z`, and messages name the keys rather than `input.fields`.
+    canonical: bool,
 }
 
 /// An optionally signed run of ASCII digits, surrounding whitespace allowed: an integer, however big.
@@ -211,7 +212,7 @@ impl RecordBuilder {
             redactions: Cell::new(Redactions::default()),
             last_line: 0,
             pending: Redactions::default(),
-            require_time_offset: false,
+            canonical: false,
         })
     }
 
@@ -232,11 +233,11 @@ impl RecordBuilder {
         self.last_line
     }
 
-    /// Refuses text times without a UTC offset (`2026-11-10 11:35:00`) instead of reading them in
-    /// `input.time_zone`: for the canonical (HTTP, Kafka) shape, where no zone was configured and no
-    /// mapping either (so messages do not send the user to `input.fields`).
-    pub(crate) fn require_time_offset(&mut self) {
-        self.require_time_offset = true;
+    /// Reads records in the canonical (HTTP, Kafka) shape: text times without a UTC offset
+    /// (`2026-11-10 11:35:00`) are refused instead of read in `input.time_zone`, since no zone was
+    /// configured, and messages do not send the user to `input.fields`, since there is no mapping.
+    pub(crate) fn canonical_shape(&mut self) {
+        self.canonical = true;
         self.time.require_offset();
     }
 
@@ -267,7 +268,7 @@ impl RecordBuilder {
                     "{} looks like personal data ({}), which an id must not carry; {} a product code or order id and keep personal data out of ids",
                     self.name(field),
                     kind.description(),
-                    if self.require_time_offset {
+                    if self.canonical {
                         format!("send {} as", field.config_key())
                     } else {
                         format!("map input.fields.{} to", field.config_key())
@@ -372,7 +373,7 @@ impl RecordBuilder {
     /// Where a mapped input's user looks for a field; nothing for the canonical shape (HTTP, Kafka),
     /// whose keys are fixed and named in the message already.
     fn mapping_hint(&self, field: Field) -> String {
-        if self.require_time_offset {
+        if self.canonical {
             String::new()
         } else {
             format!(" (check input.fields.{})", field.config_key())
@@ -737,7 +738,7 @@ impl RecordBuilder {
         };
         let name = self.name(field);
         let Some(ms) = ms else {
-            if !number && self.require_time_offset && self.time.lacks_offset(&shown) {
+            if !number && self.canonical && self.time.lacks_offset(&shown) {
                 return Err(self.refuse(
                     field,
                     RejectReason::InvalidField,

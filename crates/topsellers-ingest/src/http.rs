@@ -19,7 +19,7 @@ impl HttpBodyParser {
     /// without an offset is refused: over HTTP there is no configured zone to read it in.
     pub fn new(limits: &Limits, now_ms: TimestampMs) -> Result<HttpBodyParser, IngestError> {
         let mut builder = RecordBuilder::new("http", &InputConfig::default(), limits, now_ms)?;
-        builder.require_time_offset();
+        builder.canonical_shape();
         let paths = JsonPaths::new(&builder);
         Ok(HttpBodyParser { builder, paths })
     }

@@ -39,6 +39,7 @@ mod fields;
 mod http;
 mod json;
 mod jsonl_source;
+mod late;
 mod numbers;
 mod reader;
 mod scrub;
@@ -51,6 +52,7 @@ pub use config::{
 pub use error::IngestError;
 pub use fields::{Field, FieldValue, FieldValues, FIELD_COUNT};
 pub use http::{parse_http_body, parse_http_body_with_redactions, HttpBodyParser};
+pub use late::late_letter;
 pub use reader::FileReader;
 pub use scrub::{detect as detect_personal_data, scrub, PiiKind, Redactions};
 

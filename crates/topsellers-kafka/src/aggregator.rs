@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use topsellers_engine::{Admission, Engine, EngineConfig};
 use topsellers_ingest::{Limits, Parsed};
 use topsellers_model::home_partition;
-use topsellers_model::{DeadLetter, PurchaseEvent, RejectReason, TimestampMs};
+use topsellers_model::{DeadLetter, PurchaseEvent, TimestampMs};
 use topsellers_store::{
     PartitionCheckpoint, PartitionResults, PartitionStore, StoreBinding, StoreError,
 };
@@ -498,43 +498,6 @@ pub fn run(
 
 const PACE_EVERY: Duration = Duration::from_millis(10);
 
-/// A late event's dead letter, shaped like every other (source, location, field, reason, message with the
-/// times readable, the scrubbed event), as the embedded node writes it.
-fn late_letter(
-    msg: &BorrowedMessage<'_>,
-    index: usize,
-    event: &PurchaseEvent,
-    watermark_ms: TimestampMs,
-) -> DeadLetter {
-    let time = |ms: TimestampMs| {
-        jiff::Timestamp::from_millisecond(ms).map_or_else(|_| format!("{ms} ms"), |t| t.to_string())
-    };
-    let mut location = format!(
-        "partition {} offset {} record {}",
-        msg.partition(),
-        msg.offset(),
-        index + 1
-    );
-    if let Some(id) = &event.event_id {
-        location.push_str(&format!(" (event {id})"));
-    }
-    DeadLetter {
-        source: format!("kafka:{}", msg.topic()),
-        location,
-        field: Some("time".into()),
-        reason: RejectReason::Late,
-        message: format!(
-            "event time {} is older than the watermark {}: the partition's event time has already advanced past \
-             it by more than engine.allowed_lateness_secs (it follows the newest event time); send events sooner, \
-             or raise engine.allowed_lateness_secs if such delays are normal",
-            time(event.applied_time_ms()),
-            time(watermark_ms)
-        ),
-        record: serde_json::to_string(event).unwrap_or_default(),
-        at_ms: wall_clock_ms(),
-    }
-}
-
 /// An aggregator that owns no partition counts nothing, and nothing else would say so: librdkafka just
 /// revokes everything when the topic is deleted. While none is owned, look at the topic's metadata now and
 /// then and say loudly why.
@@ -663,7 +626,17 @@ impl LoopState {
                                 Admission::Duplicate => bump(&ctx.stats.duplicates),
                                 Admission::Late { watermark_ms } => {
                                     bump(&ctx.stats.late);
-                                    let letter = late_letter(msg, i, &event, watermark_ms);
+                                    let location = format!(
+                                        "partition {partition} offset {offset} record {}",
+                                        i + 1
+                                    );
+                                    let letter = topsellers_ingest::late_letter(
+                                        &event,
+                                        watermark_ms,
+                                        format!("kafka:{}", msg.topic()),
+                                        location,
+                                        wall_clock_ms(),
+                                    );
                                     self.dead_letter_record(ctx, msg, letter);
                                 }
                             }

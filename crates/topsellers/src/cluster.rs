@@ -5,7 +5,9 @@ use crate::config::Config;
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use topsellers_cassandra::CassandraPartitionStore;
 use topsellers_model::{merge_snapshots, Snapshot};
 use topsellers_redis::RedisPartitionStore;
@@ -78,25 +80,25 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn PartitionStore>> {
 /// newer version) is returned at once: waiting would not fix it.
 pub fn open_store_waiting(
     config: &Config,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &AtomicBool,
 ) -> Result<Option<Arc<dyn PartitionStore>>> {
-    let mut pause = std::time::Duration::from_millis(500);
+    let mut pause = Duration::from_millis(500);
     loop {
         match open_store(config) {
             Ok(store) => return Ok(Some(store)),
             Err(e) if store_unreachable(&e) => {
-                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst) {
                     return Ok(None);
                 }
                 tracing::warn!(target: "topsellers", "{}; retrying in {pause:?}", crate::error_chain(&e));
-                let until = std::time::Instant::now() + pause;
-                while std::time::Instant::now() < until {
-                    if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let until = Instant::now() + pause;
+                while Instant::now() < until {
+                    if stop.load(Ordering::SeqCst) {
                         return Ok(None);
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    std::thread::sleep(Duration::from_millis(100));
                 }
-                pause = (pause * 2).min(std::time::Duration::from_secs(10));
+                pause = (pause * 2).min(Duration::from_secs(10));
             }
             Err(e) => return Err(e),
         }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use topsellers_engine::{Admission, Engine, EngineConfig};
 use topsellers_ingest::{Parsed, SkipReason};
-use topsellers_model::{DeadLetter, LogRecord, RejectReason, Snapshot};
+use topsellers_model::{DeadLetter, LogRecord, Snapshot};
 use topsellers_server::{Metrics, Results};
 use topsellers_store::{DeadLetterFile, EmbeddedStore, LogHold};
 
@@ -276,10 +276,10 @@ impl NodeCore {
                     }
                     Admission::Duplicate => outcome.duplicates += 1,
                     Admission::Late { watermark_ms } => {
-                        outcome.rejected.push(late_letter(
+                        outcome.rejected.push(topsellers_ingest::late_letter(
                             &ev,
                             watermark_ms,
-                            &group.origin,
+                            group.origin.clone(),
                             group.locations.describe(index),
                             now_ms,
                         ));
@@ -420,34 +420,6 @@ impl NodeCore {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-}
-
-fn late_letter(
-    ev: &topsellers_model::PurchaseEvent,
-    watermark_ms: i64,
-    origin: &str,
-    location: String,
-    now_ms: i64,
-) -> DeadLetter {
-    let location = match &ev.event_id {
-        Some(id) => format!("{location} (event {id})"),
-        _ => location,
-    };
-    DeadLetter {
-        source: origin.to_string(),
-        location,
-        field: Some("time".into()),
-        reason: RejectReason::Late,
-        message: format!(
-            "event time {} is older than the watermark {}: event time has already advanced past it by more than \
-             engine.allowed_lateness_secs (it follows the newest event time, and the wall clock when node.idle_advance \
-             is on); send events sooner, or raise engine.allowed_lateness_secs if such delays are normal",
-            fmt_ms(ev.event_time_ms),
-            fmt_ms(watermark_ms)
-        ),
-        record: serde_json::to_string(ev).unwrap_or_default(),
-        at_ms: now_ms,
     }
 }
 
