@@ -5,7 +5,7 @@ use crate::customer_key::CustomerKey;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
-use topsellers_model::{PurchaseEvent, TimestampMs};
+use topsellers_model::PurchaseEvent;
 
 /// What the agent sends: a scrubbed event and, only when `[agent.customer_key]` is configured, the keyed hash of
 /// its customer id (never the id).
@@ -191,67 +191,20 @@ pub fn encode_canonical(e: &PurchaseEvent, price_decimals: u32, out: &mut Vec<u8
     encode_canonical_keyed(e, None, price_decimals, out);
 }
 
-/// [`encode_canonical`] with the customer key, when there is one, as `customer_key` (readers that do not know
-/// the key ignore it, as they ignore any unknown key).
+/// [`encode_canonical`] with the customer key, when there is one, as `customer_key`, and a newline.
 pub fn encode_canonical_keyed(
     e: &PurchaseEvent,
     customer_key: Option<&CustomerKey>,
     price_decimals: u32,
     out: &mut Vec<u8>,
 ) {
-    let line = Canonical {
-        event_id: e.event_id.as_deref(),
-        time: e.event_time_ms,
-        original_time: e.original_time_ms,
-        item_id: &e.item_id,
-        item_name: e.item_name.as_deref(),
-        category: e.category.as_str(),
-        quantity: e.quantity,
-        unit_price: decimal(e.unit_price_minor, price_decimals),
-        currency: &e.currency,
-        country: e.country.as_deref(),
-        customer_key: customer_key.map(CustomerKey::as_str),
-    };
-    serde_json::to_writer(&mut *out, &line).expect("writing to a Vec");
+    topsellers_ingest::encode_canonical(
+        e,
+        customer_key.map(CustomerKey::as_str),
+        price_decimals,
+        out,
+    );
     out.push(b'\n');
-}
-
-/// The canonical line, serialized straight from the event's fields (a `serde_json::Map` per event cost a map node
-/// and a copied string per field).
-#[derive(serde::Serialize)]
-struct Canonical<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<&'a str>,
-    time: TimestampMs,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    original_time: Option<TimestampMs>,
-    item_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    item_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    category: &'a str,
-    quantity: i64,
-    unit_price: String,
-    currency: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    country: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    customer_key: Option<&'a str>,
-}
-
-fn decimal(minor: i64, decimals: u32) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    if decimals == 0 {
-        return format!("{sign}{abs}");
-    }
-    let scale = 10u64.pow(decimals);
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / scale,
-        abs % scale,
-        width = decimals as usize
-    )
 }
 
 #[cfg(test)]
@@ -259,7 +212,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_decimals() {
+    fn urls() {
         assert_eq!(
             HttpTarget::parse("http://127.0.0.1:9/v1/purchases").unwrap(),
             HttpTarget {
@@ -268,9 +221,6 @@ mod tests {
             }
         );
         assert!(HttpTarget::parse("https://x").is_err());
-        assert_eq!(decimal(999, 2), "9.99");
-        assert_eq!(decimal(-5, 2), "-0.05");
-        assert_eq!(decimal(12, 0), "12");
     }
 
     #[test]

@@ -31,6 +31,7 @@
 //! `[input]` section of the product config) and [`Limits`] (`[limits]`).
 
 mod builder;
+mod canonical;
 mod config;
 mod csv_source;
 mod error;
@@ -46,6 +47,7 @@ mod scrub;
 mod time;
 
 pub use builder::{Location, RecordBuilder};
+pub use canonical::encode_canonical;
 pub use config::{
     FieldMapping, InputConfig, InputFormat, ItemIdCase, Limits, RefundMarker, CANONICAL_FIELDS,
 };

@@ -29,27 +29,6 @@ pub fn encode_tick(now_ms: TimestampMs) -> Vec<u8> {
     serde_json::to_vec(&TickValue { tick_ms: now_ms }).unwrap_or_default()
 }
 
-#[derive(Serialize)]
-struct CanonicalJson<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<&'a str>,
-    time: TimestampMs,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    original_time: Option<TimestampMs>,
-    item_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    item_name: Option<&'a str>,
-    category: &'a str,
-    quantity: i64,
-    unit_price: String,
-    currency: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    country: Option<&'a str>,
-    /// The agent's pseudonymous customer key (`[agent.customer_key]`), when configured; no reader uses it yet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    customer_key: Option<&'a str>,
-}
-
 /// The value of a purchase message: canonical JSON, times as epoch milliseconds (exact, and cheap to read
 /// back), the price as a decimal string with `price_decimals` digits (exact).
 pub fn encode_event(event: &PurchaseEvent, price_decimals: u32, out: &mut Vec<u8>) {
@@ -64,37 +43,7 @@ pub fn encode_event_keyed(
     out: &mut Vec<u8>,
 ) {
     out.clear();
-    let value = CanonicalJson {
-        event_id: event.event_id.as_deref(),
-        time: event.event_time_ms,
-        original_time: event.original_time_ms,
-        item_id: &event.item_id,
-        item_name: event.item_name.as_deref(),
-        category: event.category.as_str(),
-        quantity: event.quantity,
-        unit_price: decimal(event.unit_price_minor, price_decimals),
-        currency: &event.currency,
-        country: event.country.as_deref(),
-        customer_key,
-    };
-    // Serializing plain strings and integers into a Vec cannot fail.
-    let _ = serde_json::to_writer(out, &value);
-}
-
-/// `1999, 2` -> `"19.99"`, `-5, 2` -> `"-0.05"`, `7, 0` -> `"7"`.
-fn decimal(minor: i64, decimals: u32) -> String {
-    let sign = if minor < 0 { "-" } else { "" };
-    let abs = minor.unsigned_abs();
-    if decimals == 0 {
-        return format!("{sign}{abs}");
-    }
-    let scale = 10u64.pow(decimals);
-    format!(
-        "{sign}{}.{:0width$}",
-        abs / scale,
-        abs % scale,
-        width = decimals as usize
-    )
+    topsellers_ingest::encode_canonical(event, customer_key, price_decimals, out);
 }
 
 /// One message, read.
@@ -180,14 +129,6 @@ mod tests {
     use super::*;
     use topsellers_ingest::parse_http_body;
     use topsellers_model::CategoryPath;
-
-    #[test]
-    fn decimals_are_exact() {
-        assert_eq!(decimal(1999, 2), "19.99");
-        assert_eq!(decimal(-5, 2), "-0.05");
-        assert_eq!(decimal(7, 0), "7");
-        assert_eq!(decimal(1, 3), "0.001");
-    }
 
     #[test]
     fn an_encoded_event_reads_back_unchanged() {
